@@ -1,0 +1,41 @@
+# Every target sets up .venv itself, so `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+# torch 2.13.0 CPU is on this project's machines' disk; GPU users: make install TORCH_SPEC="torch==2.13.0 --index-url ..."
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= data/synthetic
+SUBJECTS ?= 35
+
+.PHONY: install test test-all demo data bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+data: install
+	$(BIN)/python -m mutual_seg.data.synthetic --out $(DATA) --subjects $(SUBJECTS) --seed 0
+
+demo: install
+	$(BIN)/python experiments/demo.py
+
+bench: install
+	$(BIN)/python benchmarks/loader_speed.py
+
+lint: install
+	$(BIN)/ruff check mutual_seg tests
+
+clean:
+	rm -rf $(VENV) outputs multirun .cache
