@@ -1,0 +1,254 @@
+"""Fusions: I modality feature maps at one scale -> one map, behind one interface.
+
+Every fusion is built as ``Fusion(channels, num_inputs, scale, **options)`` (``SegNet`` calls a Hydra
+``_partial_`` factory once per scale) and called as ``fusion(features, present)``:
+
+- ``features``: list of I tensors [B, C, H, W], one per modality track, in the network's order.
+- ``present``: BoolTensor [B, I] (True = modality available for that sample) or None (all present).
+  Absent modalities must not influence the output; at least one must be present per sample.
+- returns ``(fused [B, C, H, W], attention or None)``. Mutual attention returns weights
+  [B, heads, I, H, W] that sum to 1 over the present modalities (zero on absent ones).
+
+``MutualAttentionFusion`` is the paper's section 3.3; ``ConcatFusion`` and ``MeanFusion`` are the
+ablation baselines. All work for any I >= 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mutual_seg.errors import ConfigError
+
+READINGS: tuple[str, ...] = ("modality", "token")
+
+
+def _check(features: Sequence[Tensor], present: Tensor | None, num_inputs: int) -> Tensor:
+    """Validate the call and return ``present`` as a float mask [B, I] (1 = present)."""
+    if len(features) != num_inputs:
+        raise ValueError(f"expected {num_inputs} feature maps, got {len(features)}")
+    batch = features[0].shape[0]
+    if present is None:
+        return features[0].new_ones(batch, num_inputs)
+    if present.shape != (batch, num_inputs):
+        raise ValueError(
+            f"present must have shape {(batch, num_inputs)}, got {tuple(present.shape)}"
+        )
+    if not bool(present.any(dim=1).all()):
+        raise ValueError("every sample needs at least one present modality")
+    return present.to(features[0].dtype)
+
+
+def _masked_stack(features: Sequence[Tensor], mask: Tensor) -> Tensor:
+    """Stack to [B, I, C, H, W] with absent entries set to exactly zero.
+
+    ``torch.where`` rather than a product so that NaN/inf in an absent track cannot leak through.
+    """
+    stacked = torch.stack(list(features), dim=1)
+    return torch.where(mask[:, :, None, None, None] > 0, stacked, torch.zeros_like(stacked))
+
+
+def _masked_mean(stacked: Tensor, mask: Tensor) -> Tensor:
+    """Mean over the present entries of a zero-masked stack [B, I, C, H, W] -> [B, C, H, W]."""
+    return stacked.sum(dim=1) / mask.sum(dim=1)[:, None, None, None]
+
+
+class MeanFusion(nn.Module):
+    """Average of the present modality features (no parameters).
+
+    Args:
+        channels: C (unused; part of the common constructor).
+        num_inputs: I, the number of modality tracks.
+        scale: scale index (unused).
+    """
+
+    def __init__(self, channels: int, num_inputs: int, scale: int) -> None:
+        super().__init__()
+        self.num_inputs = num_inputs
+
+    def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, None]:
+        """Args: I x [B, C, H, W], present [B, I] or None. Returns: ([B, C, H, W], None)."""
+        mask = _check(features, present, self.num_inputs)
+        return _masked_mean(_masked_stack(features, mask), mask), None
+
+
+class ConcatFusion(nn.Module):
+    """Concatenate along channels, then 1x1 conv + BatchNorm + ReLU back to C channels.
+
+    Absent modalities are zeroed and the rest rescaled by I / (number present), as inverted
+    dropout does, so the 1x1 conv sees inputs of the same magnitude whatever is missing.
+
+    Args:
+        channels: C, channels of each input and of the output.
+        num_inputs: I, the number of modality tracks.
+        scale: scale index (unused).
+    """
+
+    def __init__(self, channels: int, num_inputs: int, scale: int) -> None:
+        super().__init__()
+        self.num_inputs = num_inputs
+        self.project = nn.Sequential(
+            nn.Conv2d(num_inputs * channels, channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, None]:
+        """Args: I x [B, C, H, W], present [B, I] or None. Returns: ([B, C, H, W], None)."""
+        mask = _check(features, present, self.num_inputs)
+        stacked = _masked_stack(features, mask)  # [B, I, C, H, W]
+        rescale = self.num_inputs / mask.sum(dim=1)
+        stacked = stacked * rescale[:, None, None, None, None]
+        return self.project(stacked.flatten(1, 2)), None
+
+
+class MutualAttentionFusion(nn.Module):
+    """Mutual attention (paper section 3.3): Q from the mean feature, K and V from each modality.
+
+    Q = 1x1 conv of the mean of the present features (the shared context); K_i and V_i = per-modality
+    1x1 convs of feature i (unshared, so each modality learns its own key and value). The softmax of
+    the scaled Q.K similarity weighs the V_i, which are summed. Beyond the paper's figure, an output
+    1x1 conv and a residual connection to the mean are added: ``fused = mean + out(sum_i w_i V_i)``,
+    so an untrained layer starts near plain mean fusion and gradients reach every track directly.
+
+    Two readings of "softmax of the similarity" (chosen per scale):
+
+    - ``"modality"``: at every pixel, softmax ACROSS MODALITIES of q.k_i / sqrt(d), per head. Cheap
+      (linear in H*W), any scale, any I. Weights [B, heads, I, H, W].
+    - ``"token"``: softmax ACROSS POSITIONS, multi-head cross-attention where the queries are the
+      H*W tokens of the mean map and the keys/values are the I*H*W tokens of all modalities
+      (absent modalities' tokens masked). Quadratic in H*W, so it is used only at the scales in
+      ``token_scales`` (low resolution) and the modality reading elsewhere. No positional encoding
+      is added: zero-padded convolutions already make features position-aware. The attention kept
+      for visualization is the share of each query's attention that lands on each modality,
+      [B, heads, I, H, W] (sums to 1 over I like the modality reading).
+
+    Args:
+        channels: C, channels of each input and of the output.
+        num_inputs: I, the number of modality tracks.
+        scale: index of this scale (0 = full resolution); decides the reading.
+        reading: ``"modality"`` or ``"token"``.
+        token_scales: scales that use the token reading when ``reading="token"``.
+        heads: attention heads; must divide ``channels`` and ``key_channels``.
+        key_channels: channels of Q and K (all heads together); None means ``channels``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_inputs: int,
+        scale: int,
+        reading: str,
+        token_scales: Sequence[int],
+        heads: int,
+        key_channels: int | None,
+    ) -> None:
+        super().__init__()
+        if reading not in READINGS:
+            raise ConfigError(
+                f"unknown mutual attention reading {reading!r}; expected one of {', '.join(READINGS)}"
+            )
+        key_channels = channels if key_channels is None else int(key_channels)
+        if heads < 1 or channels % heads or key_channels % heads:
+            raise ConfigError(
+                f"mutual attention heads={heads} must divide channels={channels} and "
+                f"key_channels={key_channels} at scale {scale}; pick heads dividing every width in "
+                "model.net.features"
+            )
+        self.num_inputs = num_inputs
+        self.heads = heads
+        self.token_scales = tuple(int(s) for s in token_scales)
+        self.reading = "token" if reading == "token" and scale in self.token_scales else "modality"
+        self.query = nn.Conv2d(channels, key_channels, kernel_size=1)
+        self.keys = nn.ModuleList(
+            nn.Conv2d(channels, key_channels, kernel_size=1) for _ in range(num_inputs)
+        )
+        self.values = nn.ModuleList(
+            nn.Conv2d(channels, channels, kernel_size=1) for _ in range(num_inputs)
+        )
+        self.out = nn.Conv2d(channels, channels, kernel_size=1)
+
+    def forward(
+        self, features: list[Tensor], present: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Args: I x [B, C, H, W], present [B, I] or None.
+
+        Returns:
+            (fused [B, C, H, W], weights [B, heads, I, H, W] summing to 1 over present modalities).
+        """
+        mask = _check(features, present, self.num_inputs)
+        stacked = _masked_stack(features, mask)  # [B, I, C, H, W]
+        mean = _masked_mean(stacked, mask)  # [B, C, H, W]
+        q = self.query(mean)  # [B, Ck, H, W]
+        k = torch.stack([proj(stacked[:, i]) for i, proj in enumerate(self.keys)], dim=1)
+        v = torch.stack([proj(stacked[:, i]) for i, proj in enumerate(self.values)], dim=1)
+        # k: [B, I, Ck, H, W], v: [B, I, C, H, W]
+        if self.reading == "modality":
+            attended, weights = self._across_modalities(q, k, v, mask)
+        else:
+            attended, weights = self._across_positions(q, k, v, mask)
+        return mean + self.out(attended), weights
+
+    def _across_modalities(
+        self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Per-pixel softmax over modalities. Returns ([B, C, H, W], [B, heads, I, H, W])."""
+        b, i, ck, h, w = k.shape
+        c, nh = v.shape[2], self.heads
+        qh = q.view(b, 1, nh, ck // nh, h, w)
+        kh = k.view(b, i, nh, ck // nh, h, w)
+        logits = (qh * kh).sum(dim=3) / math.sqrt(ck // nh)  # [B, I, nh, H, W]
+        logits = logits.masked_fill(mask[:, :, None, None, None] == 0, float("-inf"))
+        weights = logits.softmax(dim=1)  # absent modalities get exactly 0
+        attended = (weights.unsqueeze(3) * v.view(b, i, nh, c // nh, h, w)).sum(dim=1)
+        return attended.reshape(b, c, h, w), weights.transpose(1, 2)
+
+    def _across_positions(
+        self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Token cross-attention over all modalities' positions. Same returns as above."""
+        b, i, ck, h, w = k.shape
+        c, nh, n = v.shape[2], self.heads, h * w
+        qt = q.view(b, nh, ck // nh, n).transpose(2, 3)  # [B, nh, N, dk]
+        # keys/values of modality i occupy tokens i*N .. (i+1)*N-1
+        kt = k.view(b, i, nh, ck // nh, n).permute(0, 2, 1, 4, 3).reshape(b, nh, i * n, ck // nh)
+        vt = v.view(b, i, nh, c // nh, n).permute(0, 2, 1, 4, 3).reshape(b, nh, i * n, c // nh)
+        # Appending a one-hot "which modality" column to V makes the same attention also return,
+        # per query, the share of weight on each modality (the visualization), in one call.
+        onehot = torch.eye(i, dtype=vt.dtype, device=vt.device).repeat_interleave(n, dim=0)
+        vt = torch.cat([vt, onehot.expand(b, nh, i * n, i)], dim=-1)
+        key_mask = (mask > 0).repeat_interleave(n, dim=1)[:, None, None, :]  # [B, 1, 1, I*N]
+        out = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=key_mask)  # [B, nh, N, dv + I]
+        attended = out[..., : c // nh].transpose(2, 3).reshape(b, c, h, w)
+        weights = out[..., c // nh :].transpose(2, 3).reshape(b, nh, i, h, w)
+        return attended, weights
+
+
+FUSIONS: dict[str, type[nn.Module]] = {
+    "mutual": MutualAttentionFusion,
+    "concat": ConcatFusion,
+    "mean": MeanFusion,
+}
+
+
+def build_fusion(
+    name: str, channels: int, num_inputs: int, scale: int, **options: Any
+) -> nn.Module:
+    """Build a fusion by registry name, for use outside Hydra.
+
+    Example::
+
+        fusion = build_fusion("mutual", channels=32, num_inputs=2, scale=0, reading="modality",
+                              token_scales=[], heads=1, key_channels=None)
+
+    Raises:
+        ConfigError: ``name`` is not in :data:`FUSIONS`.
+    """
+    if name not in FUSIONS:
+        raise ConfigError(f"unknown fusion {name!r}; expected one of {', '.join(FUSIONS)}")
+    return FUSIONS[name](channels=channels, num_inputs=num_inputs, scale=scale, **options)

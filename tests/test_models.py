@@ -1,0 +1,253 @@
+"""Tests for mutual_seg.models: shapes on odd sizes, attention weights, missing modalities, configs."""
+
+from __future__ import annotations
+
+import shutil
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from mutual_seg.errors import ConfigError
+from mutual_seg.models import (
+    ConcatFusion,
+    MeanFusion,
+    MutualAttentionFusion,
+    SegNet,
+    build_fusion,
+    drop_modalities,
+    format_summary,
+    model_summary,
+    select_present,
+)
+
+FEATURES = [4, 8, 16]
+NAMES = ["flair", "t2w", "t1"]
+CONF_MODEL = Path(__file__).resolve().parents[1] / "conf" / "model"
+
+FACTORIES = {
+    "mutual_modality": partial(
+        MutualAttentionFusion, reading="modality", token_scales=[], heads=2, key_channels=None
+    ),
+    "mutual_token": partial(
+        MutualAttentionFusion, reading="token", token_scales=[1, 2], heads=2, key_channels=8
+    ),
+    "concat": partial(ConcatFusion),
+    "mean": partial(MeanFusion),
+    "early": None,
+}
+
+
+def make_net(kind: str, num: int, **kwargs) -> SegNet:
+    torch.manual_seed(0)
+    return SegNet(NAMES[:num], 2, FEATURES, FACTORIES[kind], early_fusion=kind == "early", **kwargs)
+
+
+@pytest.mark.parametrize("kind", list(FACTORIES))
+@pytest.mark.parametrize("num", [1, 2, 3])
+def test_output_shape_odd_sizes(kind: str, num: int) -> None:
+    net = make_net(kind, num)
+    out = net(torch.randn(2, num, 33, 47))
+    assert out.shape == (2, 2, 33, 47)
+    assert torch.isfinite(out).all()
+    assert net.modalities == tuple(NAMES[:num])
+    if kind.startswith("mutual"):
+        # weights kept per scale, cropped to the input's footprint at that scale
+        assert [tuple(a.shape) for a in net.last_attention] == [
+            (2, 2, num, 33, 47),
+            (2, 2, num, 17, 24),
+            (2, 2, num, 9, 12),
+        ]
+    else:
+        assert net.last_attention == [None, None, None]
+
+
+def test_tracks_keyed_by_modality_in_state_dict() -> None:
+    keys = make_net("mean", 2).state_dict().keys()
+    assert any(k.startswith("tracks.flair.") for k in keys)
+    assert any(k.startswith("tracks.t2w.") for k in keys)
+
+
+def test_probabilities_are_sigmoid_of_logits() -> None:
+    net = make_net("mean", 2).eval()
+    x = torch.randn(1, 2, 16, 16)
+    probs = net.probabilities(x)
+    assert torch.allclose(probs, torch.sigmoid(net(x)))
+    assert probs.min() >= 0 and probs.max() <= 1
+
+
+@pytest.mark.parametrize("reading", ["modality", "token"])
+def test_mutual_weights_sum_to_one_over_present(reading: str) -> None:
+    torch.manual_seed(0)
+    fusion = MutualAttentionFusion(
+        8, 3, scale=0, reading=reading, token_scales=[0], heads=2, key_channels=4
+    )
+    feats = [torch.randn(2, 8, 5, 7) for _ in range(3)]
+    fused, weights = fusion(feats)
+    assert fused.shape == (2, 8, 5, 7)
+    assert weights.shape == (2, 2, 3, 5, 7)
+    assert torch.allclose(weights.sum(dim=2), torch.ones(2, 2, 5, 7), atol=1e-5)
+    assert (weights > 0).all()  # a real softmax, not a one-hot
+
+    present = torch.tensor([[True, False, True], [False, True, False]])
+    _, weights = fusion(feats, present)
+    assert torch.allclose(weights.sum(dim=2), torch.ones(2, 2, 5, 7), atol=1e-5)
+    assert (weights[0, :, 1] == 0).all()
+    assert (weights[1, :, [0, 2]] == 0).all()
+    assert torch.allclose(weights[1, :, 1], torch.ones(2, 5, 7))  # the only present one gets all
+
+
+def test_mutual_uses_token_reading_only_at_token_scales() -> None:
+    make = partial(
+        MutualAttentionFusion,
+        channels=8,
+        num_inputs=2,
+        reading="token",
+        token_scales=[2],
+        heads=1,
+        key_channels=None,
+    )
+    assert make(scale=2).reading == "token"
+    assert make(scale=0).reading == "modality"
+
+
+@pytest.mark.parametrize("name", ["mutual", "concat", "mean"])
+def test_fusion_ignores_absent_features(name: str) -> None:
+    torch.manual_seed(0)
+    options = (
+        {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None}
+        if name == "mutual"
+        else {}
+    )
+    fusion = build_fusion(name, channels=4, num_inputs=2, scale=0, **options).eval()
+    feats = [torch.randn(1, 4, 6, 6), torch.randn(1, 4, 6, 6)]
+    present = torch.tensor([[True, False]])
+    a, _ = fusion(feats, present)
+    b, _ = fusion([feats[0], torch.full((1, 4, 6, 6), float("nan"))], present)
+    assert torch.equal(a, b)
+    if name == "mean":
+        assert torch.equal(a, feats[0])
+
+
+@pytest.mark.parametrize("kind", list(FACTORIES))
+def test_inference_independent_of_absent_channel(kind: str) -> None:
+    net = make_net(kind, 3).eval()
+    x = torch.randn(2, 3, 21, 19)
+    present = torch.tensor([[True, False, True], [True, True, False]])
+    with torch.no_grad():
+        ref = net(x, present)
+        y = x.clone()
+        y[0, 1] = 100 * torch.randn(21, 19)
+        y[1, 2] = float("nan")
+        assert torch.equal(ref, net(y, present))
+        # and the absent channel does matter when it is present (the test can fail)
+        assert not torch.allclose(ref, net(y.nan_to_num(), None))
+    # a [I] mask (as select_present returns) broadcasts over the batch
+    mask = select_present(net.modalities, ["flair", "t1"])
+    with torch.no_grad():
+        assert torch.equal(net(x, mask), net(x, mask.expand(2, 3)))
+
+
+def test_drop_modalities_never_drops_all() -> None:
+    gen = torch.Generator().manual_seed(0)
+    present = torch.ones(500, 3, dtype=torch.bool)
+    present[:100, 0] = False
+    kept = drop_modalities(present, 0.9, generator=gen)
+    assert kept.any(dim=1).all()
+    assert not (kept & ~present).any()  # only ever drops
+    assert kept.sum() < 0.5 * present.sum()  # p=0.9 did drop a lot
+
+
+def test_modality_dropout_in_train_mode_only() -> None:
+    net = make_net("mutual_modality", 3, modality_dropout=0.8).train()
+    net(torch.randn(16, 3, 12, 12))
+    assert net.last_present.any(dim=1).all()
+    assert not net.last_present.all()  # some tracks were dropped
+    net.eval()
+    net(torch.randn(16, 3, 12, 12))
+    assert net.last_present.all()
+
+
+@pytest.mark.parametrize("kind", ["mutual_modality", "mutual_token", "concat", "mean"])
+def test_gradients_reach_every_track(kind: str) -> None:
+    net = make_net(kind, 3).train()
+    net(torch.randn(2, 3, 16, 20)).sum().backward()
+    for name, track in net.tracks.items():
+        grads = [p.grad for p in track.parameters()]
+        assert all(g is not None for g in grads), name
+        assert sum(g.abs().sum() for g in grads) > 0, name
+    for param in net.fusions.parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0
+
+
+def test_unknown_names_raise_config_error_listing_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="mutual, concat, mean"):
+        build_fusion("attention", channels=4, num_inputs=2, scale=0)
+    with pytest.raises(ConfigError, match="modality, token"):
+        MutualAttentionFusion(4, 2, 0, reading="pixel", token_scales=[], heads=1, key_channels=None)
+    with pytest.raises(ConfigError, match="flair"):
+        select_present(["flair", "t2w"], ["flari"])
+    with pytest.raises(ConfigError, match="none of"):
+        select_present(["flair", "t2w"], ["t1"])
+    with pytest.raises(ConfigError, match="token_scales"):
+        SegNet(
+            ["flair"],
+            1,
+            FEATURES,
+            partial(
+                MutualAttentionFusion, reading="token", token_scales=[5], heads=1, key_channels=None
+            ),
+        )
+    with pytest.raises(ConfigError, match="duplicates"):
+        SegNet(["flair", "flair"], 1, FEATURES, partial(MeanFusion))
+    with pytest.raises(ConfigError, match="heads"):
+        SegNet(["flair"], 1, [3, 6], FACTORIES["mutual_modality"])  # heads=2 does not divide 3
+
+
+def test_select_present_order_and_extras() -> None:
+    mask = select_present(["flair", "t2w", "t1"], ["t1", "flair", "swi"])
+    assert mask.tolist() == [True, False, True]
+
+
+def test_model_summary_counts_and_flops_grow() -> None:
+    net = make_net("mutual_token", 2).train()
+    small = model_summary(net, 16, 16)
+    large = model_summary(net, 32, 32)
+    expected = sum(p.numel() for p in net.parameters())
+    assert small["parameters"] == {"total": expected, "trainable": expected}
+    assert 0 < small["flops_per_slice"] < large["flops_per_slice"]
+    assert net.training  # mode restored
+    line = format_summary(small)
+    assert "GFLOPs/slice at 16x16" in line and "\n" not in line
+
+
+MODEL_FILES = sorted(p.stem for p in CONF_MODEL.glob("*.yaml"))
+
+
+def test_all_model_configs_present() -> None:
+    assert {"mutual", "mutual_token", "concat", "mean", "unet"} <= set(MODEL_FILES)
+
+
+@pytest.mark.parametrize("name", MODEL_FILES)
+def test_model_yaml_instantiates(name: str, tmp_path: Path) -> None:
+    # A minimal primary config around the real model group, so the group's own defaults lists
+    # (mutual_token extends mutual) are resolved exactly as Hydra does in a run.
+    shutil.copytree(CONF_MODEL, tmp_path / "model")
+    (tmp_path / "config.yaml").write_text(
+        "defaults:\n  - model: mutual\n  - _self_\n"
+        "modality:\n  names: [flair, t2w]\ndata:\n  out_channels: 1\n"
+    )
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"model={name}"])
+    assert set(cfg.model) == {"net"}  # the model group only owns the net node
+    net = instantiate(cfg.model.net)
+    assert isinstance(net, SegNet)
+    assert net.modalities == ("flair", "t2w")
+    assert net.early_fusion == (name == "unet")
+    out = net(torch.randn(2, 2, 17, 23))
+    assert out.shape == (2, 1, 17, 23)
+    if name == "mutual_token":
+        assert [f.reading for f in net.fusions] == ["modality"] * 3 + ["token"]
