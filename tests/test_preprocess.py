@@ -97,6 +97,12 @@ def make_subject(
     )
 
 
+def bump_mtime(path: Path, seconds: int = 1) -> None:
+    """Move mtime on: kernel timestamps are coarse (ms), so a quick rewrite could keep it."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 1_000_000_000))
+
+
 def one_line_error(excinfo, *needles: str) -> str:
     text = str(excinfo.value)
     assert "\n" not in text
@@ -379,8 +385,15 @@ def test_cache_invalidated_by_setting_or_rewritten_input(tmp_path):
     )
     assert z.label != a.label and z.load_label().shape[1] == 2 and z.images == a.images
 
+    touched = s.images["flair"]
+    bump_mtime(touched)  # touch: same bytes, new key, recomputed
+    [t] = make_cache(tmp_path / "cache").prepare([s], ["flair"], progress=False)
+    assert t.images["flair"] != a.images["flair"]
+    np.testing.assert_array_equal(np.load(t.images["flair"]), np.load(a.images["flair"]))
+
     new_values = image_values(42)
     write_nifti(s.images["flair"], new_values)
+    bump_mtime(s.images["flair"], seconds=2)  # past the touch above, even within one tick
     [c] = make_cache(tmp_path / "cache").prepare([s], ["flair"], progress=False)
     assert c.images["flair"] != a.images["flair"]
     expected = slice_first(normalize_minmax(new_values, parenchyma_box()))

@@ -180,6 +180,13 @@ class VolumeCache:
                     results[i], err = _build(subjects[i], modalities, self.settings, plans[i])
                     errors += [err] if err else []
                     bar.advance(task)
+        log.info(
+            "volume cache %s: %d subjects, %d newly preprocessed, %d failed",
+            self.cache_dir,
+            len(subjects),
+            len(todo) - len(errors),
+            len(errors),
+        )
         if errors:
             more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
             raise DataError(errors[0] + more)
@@ -203,8 +210,9 @@ class VolumeCache:
         for f in files:
             if f is None:
                 continue
-            folder = Path(f).absolute().parent
-            if self.cache_dir == folder or folder in self.cache_dir.parents:
+            folder = Path(f).resolve().parent  # resolve: a symlinked cache must not sneak in
+            cache = self.cache_dir.resolve()
+            if cache == folder or folder in cache.parents:
                 raise subject_error(
                     subject.id,
                     f,
@@ -214,9 +222,8 @@ class VolumeCache:
 
     def _plan(self, subject: Subject, modalities: list[str]) -> dict:
         """Keys and file paths of one subject's entries, from file stats and settings only (no I/O on pixels)."""
-        source, mask_path = choose_mask(
-            subject, warn=False
-        )  # prepare() warns once for all subjects
+        # prepare() warns once for all subjects rather than once per subject
+        source, mask_path = choose_mask(subject, warn=False)
         s = self.settings
         if mask_path is not None:
             mask_dep = {"source": source, "file": _fingerprint(mask_path)}
@@ -231,11 +238,8 @@ class VolumeCache:
             }
         keys: dict[str, str] = {}
         for m in modalities:
-            own = (
-                {"source": source, "file": _fingerprint(mask_path)}
-                if mask_path is not None
-                else {"source": source}
-            )
+            # with "nonzero" an image is normalized inside its own non-zero voxels only
+            own = mask_dep if mask_path is not None else {"source": source}
             keys[m] = _hash(
                 {
                     "v": CACHE_VERSION,

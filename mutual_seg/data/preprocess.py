@@ -301,7 +301,8 @@ def choose_mask(subject: Subject, warn: bool = True) -> tuple[str, Path | None]:
     """Pick the normalization mask: parenchyma, else brain mask, else each image's non-zero voxels.
 
     Only paths are inspected, so the choice (part of the cache key) costs no I/O. A fallback is
-    logged because it changes the normalization the paper describes.
+    logged because it changes the normalization the paper describes. A mask file counts by its
+    non-zero voxels, so multi-label parenchyma segmentations (CSF/GM/WM) work as they are.
 
     Returns:
         ``(source, path)`` with source in ``MASK_SOURCES``; path is None for ``"nonzero"``.
