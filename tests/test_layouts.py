@@ -245,7 +245,9 @@ def test_unknown_or_unavailable_modality_is_a_config_error(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as excinfo:
         _ucsf(tmp_path / "never-scanned").find(["FLAIR"])  # config checked before the disk
     text = _one_line(excinfo)
-    assert "lower case" in text and "t1, t1c, t2w, flair, swi, dwi, adc" in text
+    assert "did you mean 'flair'" in text and "t1, t1c, t2w, flair, swi, dwi, adc" in text
+    with pytest.raises(ConfigError, match="did you mean 't1c'"):
+        check_modalities(["t1ce"])
     with pytest.raises(ConfigError) as excinfo:
         BraTS2023Layout(tmp_path).find(["flair", "swi"])
     assert "BraTS 2023" in _one_line(excinfo) and "t1, t1c, t2w, flair" in str(excinfo.value)
@@ -368,3 +370,30 @@ def test_manifest_root_argument_and_errors(manifest: Path, tmp_path: Path) -> No
         ManifestLayout(manifest, root=moved).find(["t1"])
     text = _one_line(excinfo)
     assert str(manifest) in text and "no column t1" in text and "flair, t2w, label" in text
+
+
+def test_manifest_empty_cell_and_duplicate_id_are_errors(tmp_path: Path, nifti_bytes: Path) -> None:
+    shutil.copyfile(nifti_bytes, tmp_path / "seg.nii.gz")
+    table = tmp_path / "m.csv"
+    table.write_text("id,flair,label\nx,,seg.nii.gz\n")
+    with pytest.raises(DataError) as excinfo:
+        ManifestLayout(table).find(["flair"])
+    assert _one_line(excinfo).startswith("subject x: flair image not given (empty cell)")
+    table.write_text("id,flair,label\nx,seg.nii.gz,seg.nii.gz\n\ny,seg.nii.gz,seg.nii.gz\nx,a,b\n")
+    with pytest.raises(DataError) as excinfo:
+        ManifestLayout(table).find(["flair"])
+    assert "row 5: id x is listed twice" in _one_line(excinfo)  # blank line counted
+
+
+def test_ucsf_debug_log_names_the_csv_chosen(ucsf: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("DEBUG", logger="mutual_seg.data.layouts"):
+        _ucsf(ucsf).find(["flair"])
+    assert "using UCSF-PDGM-metadata_v5.csv" in caplog.text and "metadata_v2.csv" in caplog.text
+
+
+def test_relative_root_gives_absolute_paths(ucsf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ucsf.parent)
+    layout = _ucsf(Path("ucsf"))
+    monkeypatch.chdir(ucsf)  # a later working-directory change (Hydra's chdir) breaks nothing
+    s4 = layout.find(["flair"])[0]
+    assert s4.images["flair"].is_absolute() and s4.images["flair"].is_file()

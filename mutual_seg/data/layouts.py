@@ -30,6 +30,8 @@ from mutual_seg.errors import ConfigError, DataError, subject_error
 log = logging.getLogger(__name__)
 
 SYNTHETIC_COMMAND = "python -m mutual_seg.data.synthetic --out {root} --subjects 35"
+# Names other data sets use for our modalities, to suggest the right one in errors.
+_ALIASES = {"t2": "t2w", "t1ce": "t1c", "t1gd": "t1c", "t1n": "t1", "t2f": "flair"}
 
 
 class LayoutWarning(UserWarning):
@@ -61,7 +63,8 @@ def check_modalities(
         raise ConfigError(f"no modality requested; choose from {', '.join(MODALITIES)}")
     for name in names:
         if name not in MODALITIES:
-            hint = " (names are lower case)" if name.lower() in MODALITIES else ""
+            guess = name.lower() if name.lower() in MODALITIES else _ALIASES.get(name.lower())
+            hint = f" (did you mean {guess!r}?)" if guess else ""
             raise ConfigError(
                 f"unknown modality {name!r}{hint}; valid names: {', '.join(MODALITIES)}"
             )
@@ -152,7 +155,8 @@ class _FolderLayout:
     _dir_pattern: ClassVar[re.Pattern[str]]
 
     def __init__(self, root: str | Path) -> None:
-        self._root = Path(root).expanduser()
+        # Absolute, so that subject paths survive a working-directory change (Hydra's chdir).
+        self._root = Path(root).expanduser().absolute()
 
     @property
     def root(self) -> Path:
@@ -201,8 +205,11 @@ class _FolderLayout:
     def _nested_hint(self) -> str:
         # Downloads often unpack one level deeper (e.g. root/UCSF-PDGM-v3/...): name that folder.
         for child in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            if any(self._matching_dir(p) for p in child.iterdir()):
-                return f" (but {child} has them: did you mean data.layout.root={child}?)"
+            try:
+                if any(self._matching_dir(p) for p in child.iterdir()):
+                    return f" (but {child} has them: did you mean data.layout.root={child}?)"
+            except OSError:  # an unreadable folder only costs the hint
+                continue
         return ""
 
 
@@ -513,9 +520,11 @@ class ManifestLayout:
     _reserved = ("id", "label", "mask", "patient_id", *MODALITIES)
 
     def __init__(self, csv_path: str | Path, root: str | Path | None = None) -> None:
-        self.csv_path = Path(csv_path).expanduser()
+        self.csv_path = Path(csv_path).expanduser().absolute()
         self._explicit_root = root not in (None, "")
-        self._root = Path(root).expanduser() if self._explicit_root else self.csv_path.parent
+        self._root = (
+            Path(root).expanduser().absolute() if self._explicit_root else self.csv_path.parent
+        )
 
     @property
     def root(self) -> Path:
@@ -539,7 +548,7 @@ class ManifestLayout:
                 f"{', '.join(columns)}); add it or change the modalities"
             )
         found, seen = [], set()
-        for number, row in enumerate(rows, start=2):  # row 1 is the header
+        for number, row in rows:
             sid = row.get("id", "")
             if not sid:
                 raise DataError(
@@ -558,7 +567,8 @@ class ManifestLayout:
             )
         return _keep_complete(found, skip_incomplete, self.name)
 
-    def _read(self) -> tuple[list[str], list[dict[str, str]]]:
+    def _read(self) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+        """Lower-case columns, and (line number, row) for each non-blank row."""
         if not self.csv_path.is_file():
             command = SYNTHETIC_COMMAND.format(root="<root>")
             raise DataError(
@@ -571,16 +581,15 @@ class ManifestLayout:
                 reader = csv.DictReader(handle)
                 columns = [c.strip().lower() for c in reader.fieldnames or []]
                 rows = [
-                    {
-                        (k or "").strip().lower(): (v or "").strip()
-                        for k, v in r.items()
-                        if not isinstance(v, list)
-                    }
+                    (
+                        reader.line_num,
+                        {k.strip().lower(): (v or "").strip() for k, v in r.items() if k},
+                    )
                     for r in reader
                 ]
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             raise DataError(f"manifest CSV {self.csv_path} cannot be read ({err}); fix it") from err
-        return columns, [r for r in rows if any(r.values())]  # blank lines are not subjects
+        return columns, [(n, r) for n, r in rows if any(r.values())]  # blank lines: no subject
 
     def _resolve(self, cell: str) -> Path | None:
         if not cell:
