@@ -161,6 +161,17 @@ def test_drop_modalities_never_drops_all() -> None:
     assert kept.sum() < 0.5 * present.sum()  # p=0.9 did drop a lot
 
 
+def test_early_fusion_dropout_zeroes_dropped_channels() -> None:
+    net = make_net("early", 3, modality_dropout=0.8).train()
+    x = torch.randn(16, 3, 12, 12)
+    out = net(x)
+    keep = net.last_present
+    # the same forward with the dropped channels explicitly zeroed gives the same result
+    net.modality_dropout = 0.0
+    expected = net(torch.where(keep[:, :, None, None], x, torch.zeros_like(x)))
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
 def test_modality_dropout_in_train_mode_only() -> None:
     net = make_net("mutual_modality", 3, modality_dropout=0.8).train()
     net(torch.randn(16, 3, 12, 12))

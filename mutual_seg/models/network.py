@@ -195,12 +195,18 @@ class SegNet(nn.Module):
                 f"got {i}"
             )
         present = self._present(present, b, x.device)
-        # Absent inputs are zeroed so that NaN/inf there cannot propagate; tracks dropped by
-        # modality dropout keep their real input so BatchNorm statistics stay those of real data.
-        x_in = torch.where(present[:, :, None, None], x, torch.zeros_like(x))
         if self.training and self.modality_dropout > 0:
-            present = drop_modalities(present, self.modality_dropout)
-        self.last_present = present.detach()
+            dropped = drop_modalities(present, self.modality_dropout)
+        else:
+            dropped = present
+        self.last_present = dropped.detach()
+        # Absent inputs are zeroed so that NaN/inf there cannot propagate. With separate tracks,
+        # a track dropped by modality dropout keeps its real input (the fusion ignores it) so its
+        # BatchNorm statistics stay those of real data; early fusion has no fusion to ignore
+        # it, so there the dropped channel itself is zeroed.
+        keep = dropped if self.early_fusion else present
+        x_in = torch.where(keep[:, :, None, None], x, torch.zeros_like(x))
+        present = dropped
 
         # Pooling an odd size drops a row/column, so pad to a multiple of 2^(depth-1) and crop
         # back at the end (as MONAI's BasicUNet explains); replicate avoids an artificial edge.
@@ -240,10 +246,12 @@ class SegNet(nn.Module):
         if self.early_fusion:
             self.last_attention = [None] * self.depth
             return self.encoder(x)
+        # At inference a track absent from the whole batch is not computed (saves its cost). In
+        # training every track runs so that every parameter takes part (DDP expects that).
         computed = {
             m: self.tracks[m](x[:, j : j + 1])
             for j, m in enumerate(self.modalities)
-            if bool(present[:, j].any())  # a track absent from the whole batch is not computed
+            if self.training or bool(present[:, j].any())
         }
         reference = next(iter(computed.values()))
         # Fusions mask absent tracks anyway; zeros stand in for the ones not computed.
