@@ -1,0 +1,49 @@
+"""Where the Hydra config tree lives, the resolvers it uses, and early checks of config-group choices.
+
+``conf/`` sits at the top of a checkout and is packaged into the wheel as ``mutual_seg/conf``; both are found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from mutual_seg.errors import ConfigError
+
+_PACKAGED = Path(__file__).resolve().parent / "conf"
+_CHECKOUT = Path(__file__).resolve().parents[1] / "conf"
+CONFIG_DIR: Path = _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
+
+# Groups whose choices are files in conf/<group>/; the names users see in errors.
+GROUPS = ("data", "modality", "model", "loss", "optim", "trainer", "callbacks", "logger", "experiment")
+_NOUNS = {"data": "data set", "model": "model"}
+
+
+def register_resolvers() -> None:
+    """``${len:list}`` (e.g. out_channels from the label outputs). Safe to call twice."""
+    if not OmegaConf.has_resolver("len"):
+        OmegaConf.register_new_resolver("len", lambda value: len(value))
+
+
+def group_options(group: str) -> list[str]:
+    """Config names available in ``conf/<group>/``."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def check_group_overrides(overrides: Sequence[str]) -> None:
+    """Fail early, in one line, on an unknown choice such as ``modality=foo`` (Hydra's own error is multi-line).
+
+    Raises:
+        ConfigError: naming the unknown choice and listing the valid ones.
+    """
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or key not in GROUPS or "(" in value or value in ("", "null"):
+            continue  # not a group choice, or a sweep function such as glob(*) that Hydra expands itself
+        options = group_options(key)
+        for choice in value.split(","):
+            if choice not in options:
+                noun = _NOUNS.get(key, key)
+                raise ConfigError(f"unknown {noun} {choice!r} in {override!r}; valid {key} choices: {', '.join(options)}")

@@ -1,0 +1,145 @@
+"""The LightningDataModule: subjects -> cached volumes -> patient-level split -> loaders.
+
+Training loaders yield batches of 2D slices; validation and test loaders yield one whole subject at a time, so
+that metrics are per subject and 3D. Samplers are built here (the trainer's ``use_distributed_sampler`` is off):
+under DDP each validation/test subject goes to exactly one rank, never padded with duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from mutual_seg.data.augment import SliceAugment
+from mutual_seg.data.preprocess import CachedSubject, VolumeCache
+from mutual_seg.data.slices import SliceDataset, VolumeDataset
+from mutual_seg.data.splits import Split, make_split
+from mutual_seg.data.subject import Subject
+
+log = logging.getLogger(__name__)
+
+
+class SegDataModule(pl.LightningDataModule):
+    """Folds, splits and loaders over one data set (all settings come from ``conf/data``).
+
+    Args:
+        layout: a layout reader (``mutual_seg.data.layouts``) with ``find(modalities, skip_incomplete)``.
+        modalities: input modalities, in the network's order.
+        skip_incomplete: skip subjects missing a requested file (warning) instead of failing.
+        preprocessing: normalization and label settings (``VolumeCache`` arguments).
+        out_channels: number of output maps (= len(preprocessing.label_outputs)).
+        cache_dir: where normalized volumes are cached.
+        cache_workers: processes used to fill the cache.
+        split: ``make_split`` arguments (fold, n_folds, seed, val_fraction, fixed_test).
+        slices: ``SliceDataset`` arguments (selection, patch_size, foreground_prob).
+        augment: training augmentation, or None.
+        batch_size: training slices per batch.
+        num_workers: loader worker processes.
+        samples_per_epoch: training slices drawn (with replacement) per epoch; None: each slice once.
+    """
+
+    def __init__(
+        self,
+        layout: Any,
+        modalities: Sequence[str],
+        skip_incomplete: bool,
+        preprocessing: Mapping[str, Any],
+        out_channels: int,
+        cache_dir: str,
+        cache_workers: int,
+        split: Mapping[str, Any],
+        slices: Mapping[str, Any],
+        augment: SliceAugment | None,
+        batch_size: int,
+        num_workers: int,
+        samples_per_epoch: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.layout = layout
+        self.modalities = list(modalities)
+        self.skip_incomplete = skip_incomplete
+        self.preprocessing = dict(preprocessing)
+        self.out_channels = out_channels
+        self.cache = VolumeCache(cache_dir=cache_dir, num_workers=cache_workers, **self.preprocessing)
+        self.split_settings = dict(split)
+        self.slice_settings = dict(slices)
+        self.augment = augment
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.samples_per_epoch = samples_per_epoch
+        self.split: Split | None = None
+        self.subjects: dict[str, list[CachedSubject]] = {}
+
+    # -- discovery and caching -------------------------------------------------------------------
+    def find_subjects(self) -> list[Subject]:
+        """Subjects of the data set that have every requested modality (no pixels loaded)."""
+        return self.layout.find(self.modalities, skip_incomplete=self.skip_incomplete)
+
+    def prepare_data(self) -> None:
+        """Fill the cache once (rank 0), with a progress bar."""
+        self.cache.prepare(self.find_subjects(), self.modalities, progress=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.split is not None:
+            return
+        subjects = self.find_subjects()
+        self.split = make_split([s.patient_id for s in subjects], **self.split_settings)
+        cached = {c.id: c for c in self.cache.prepare(subjects, self.modalities, progress=False)}
+        for part in ("train", "val", "test"):
+            patients = set(getattr(self.split, part))
+            self.subjects[part] = [cached[s.id] for s in subjects if s.patient_id in patients]
+        log.info(self.summary())
+
+    def summary(self) -> str:
+        """One paragraph on what the runs will see."""
+        if self.split is None:
+            self.setup()
+        parts = ", ".join(f"{p} {len(self.subjects[p])}" for p in ("train", "val", "test"))
+        first = self.subjects["train"][0]
+        return (
+            f"data {type(self.layout).__name__} at {self.layout.root}: modalities {'+'.join(self.modalities)}; "
+            f"subjects {parts} (fold {self.split_settings.get('fold')} of {self.split_settings.get('n_folds')}); "
+            f"volume [Z, X, Y] {tuple(first.shape)} at {tuple(round(s, 3) for s in first.spacing)} mm; "
+            f"{len(self.train_dataset())} training slices ({self.slice_settings.get('selection')})"
+        )
+
+    # -- datasets and loaders --------------------------------------------------------------------
+    def train_dataset(self, augment: bool = True) -> SliceDataset:
+        return SliceDataset(
+            self.subjects["train"], self.modalities, augment=self.augment if augment else None, **self.slice_settings
+        )
+
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.train_dataset()
+        world, rank = self._world()
+        if world > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                         seed=int(self.split_settings.get("seed", 0)))
+        elif self.samples_per_epoch:
+            sampler = RandomSampler(dataset, replacement=True, num_samples=self.samples_per_epoch)
+        else:
+            sampler = RandomSampler(dataset)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          drop_last=len(dataset) > self.batch_size, persistent_workers=self.num_workers > 0)
+
+    def _volume_loader(self, part: str) -> DataLoader:
+        dataset = VolumeDataset(self.subjects[part], self.modalities)
+        world, rank = self._world()
+        sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
+        # batch_size=None: one whole subject per item, no collation; at most 1 worker keeps memory low.
+        return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=min(self.num_workers, 1))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._volume_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._volume_loader("test")

@@ -1,0 +1,155 @@
+"""The LightningModule: Dice loss and Adam on 2D slices; whole-volume validation and test per subject.
+
+Its hyper-parameters are plain dicts of the resolved config (net, loss, optimizer, scheduler, modalities,
+preprocessing), so a checkpoint alone rebuilds the network and tells ``predict`` how to preprocess a new patient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torchmetrics import MeanMetric
+
+from mutual_seg.errors import CheckpointError
+from mutual_seg.metrics import dice_score, segmentation_metrics
+
+
+def to_plain(value: Any) -> Any:
+    """Resolved plain Python containers (checkpoints must not depend on a live OmegaConf tree)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+class SegModule(pl.LightningModule):
+    """Segmentation training/evaluation around a ``SegNet``.
+
+    Args:
+        net: config of the network (``_target_`` + kwargs), built here.
+        loss: config of the loss (``mutual_seg.losses``).
+        optimizer: config of a ``_partial_`` optimizer, completed with the parameters here.
+        scheduler: config of a ``_partial_`` LR scheduler, or None.
+        modalities: input modality names, in the network's order.
+        preprocessing: normalization and label settings the data were prepared with.
+        threshold: on the sigmoid output, for masks.
+        inference_batch_size: slices per forward pass when predicting whole volumes.
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        loss: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None,
+        modalities: Sequence[str],
+        preprocessing: Mapping[str, Any],
+        threshold: float,
+        inference_batch_size: int,
+    ) -> None:
+        super().__init__()
+        hparams = dict(net=net, loss=loss, optimizer=optimizer, scheduler=scheduler, modalities=modalities,
+                       preprocessing=preprocessing, threshold=threshold, inference_batch_size=inference_batch_size)
+        self.save_hyperparameters({k: to_plain(v) for k, v in hparams.items()})
+        self.net = instantiate(self.hparams.net)
+        self.loss_fn = instantiate(self.hparams.loss)
+        self.val_dice = MeanMetric()  # torchmetrics: synced across DDP ranks, one value per subject
+        self.test_dice = MeanMetric()
+        self.test_rows: list[dict[str, Any]] = []
+
+    def forward(self, image: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, O, H, W] for slices [B, I, H, W]."""
+        return self.net(image, present)
+
+    # -- training ---------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss_fn(self(batch["image"]), batch["label"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # -- whole volumes ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_volume(self, image: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Sigmoid probabilities [Z, O, X, Y] of a volume given as slices [Z, I, X, Y]."""
+        chunks = []
+        for start in range(0, image.shape[0], self.hparams.inference_batch_size):
+            batch = image[start:start + self.hparams.inference_batch_size].to(self.device)
+            mask = None if present is None else present.to(self.device).expand(batch.shape[0], -1)
+            chunks.append(torch.sigmoid(self(batch, mask).float()).cpu())
+        return torch.cat(chunks)
+
+    def _masks(self, batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        probs = self.predict_volume(batch["image"])
+        pred = (probs >= self.hparams.threshold).numpy()
+        return pred, batch["label"].cpu().numpy().astype(bool)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        pred, target = self._masks(batch)
+        dice = np.mean([dice_score(pred[:, o], target[:, o]) for o in range(pred.shape[1])])
+        self.val_dice.update(torch.tensor(dice, dtype=torch.float32, device=self.device))
+        self.log("val/dice", self.val_dice, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        pred, target = self._masks(batch)
+        spacing = tuple(float(s) for s in batch["spacing"])
+        dices = []
+        for o in range(pred.shape[1]):
+            row: dict[str, Any] = {"subject": batch["id"]}
+            if pred.shape[1] > 1:
+                row["output"] = o
+            row.update(segmentation_metrics(pred[:, o], target[:, o], spacing))
+            self.test_rows.append(row)
+            dices.append(row["Dc"])
+        self.test_dice.update(torch.tensor(float(np.mean(dices)), device=self.device))
+        self.log("test/dice", self.test_dice, on_step=False, on_epoch=True, batch_size=1)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_rows = []
+
+    def on_test_epoch_end(self) -> None:
+        # Each rank tested different subjects: gather every row on every rank (each subject once).
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list[list[dict[str, Any]]] = [[] for _ in range(dist.get_world_size())]
+            dist.all_gather_object(gathered, self.test_rows)
+            self.test_rows = [row for rows in gathered for row in rows]
+        self.test_rows.sort(key=lambda r: (r["subject"], r.get("output", 0)))
+
+
+def check_checkpoint(path: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters of a checkpoint, after checking they match the ones the run expects.
+
+    Raises:
+        CheckpointError: missing or unreadable file, or a mismatch in modalities, network or preprocessing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt_path=<path to a .ckpt file>")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        hparams = dict(checkpoint["hyper_parameters"])
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}); pass a .ckpt written by mutual_seg") from err
+    for key in ("modalities", "net", "preprocessing"):
+        found, wanted = hparams.get(key), to_plain(expected.get(key))
+        if key == "modalities":
+            found, wanted = list(found or []), list(wanted or [])
+        if found != wanted:
+            raise CheckpointError(
+                f"checkpoint {path} was trained with {key}={found}, this run asks for {key}={wanted}; "
+                f"use a matching config (e.g. modality=...) or another checkpoint"
+            )
+    return hparams

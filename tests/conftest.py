@@ -1,0 +1,62 @@
+"""Shared fixtures: a tiny synthetic data set in the UCSF-PDGM layout and Hydra configs shrunk to tiny runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from mutual_seg.config import CONFIG_DIR, register_resolvers
+
+TINY_SHAPE = (48, 48, 24)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """Ten tiny synthetic subjects (48 x 48 x 24 voxels over the usual 240 x 240 x 155 mm field of view)."""
+    from mutual_seg.data.synthetic import generate_dataset  # imported here: only tests that need data pay for it
+
+    root = tmp_path_factory.mktemp("data") / "synthetic"
+    generate_dataset(root, n_subjects=10, seed=3, shape=TINY_SHAPE, workers=1)
+    return root
+
+
+def compose_config(overrides: list[str], data_root: Path, out_dir: Path) -> DictConfig:
+    """The run config as `python -m mutual_seg.run` composes it, made tiny: CPU, few steps, no logger."""
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            return_hydra_config=True,
+            overrides=[
+                "trainer=cpu",
+                "logger=none",
+                "trainer.max_epochs=1",
+                "trainer.limit_train_batches=2",
+                "trainer.enable_model_summary=false",
+                "~callbacks.progress_bar",
+                "data.num_workers=0",
+                "data.cache_workers=0",
+                "data.batch_size=4",
+                "model.net.features=[4,8,16]",
+                "n_folds=2",
+                *overrides,
+            ],
+        )
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.data.layout.root = str(data_root)
+        cfg.paths.output_dir = str(out_dir)
+        cfg.paths.cache_dir = str(out_dir / "cache")
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tiny_data, tmp_path):
+    """``make_cfg([...overrides])`` -> a composed tiny config writing into this test's tmp_path."""
+    return lambda overrides=(): compose_config(list(overrides), tiny_data, tmp_path / "run")
