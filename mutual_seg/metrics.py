@@ -47,8 +47,8 @@ reference.)
 
 Example::
 
-    >>> row = segmentation_metrics(pred, label, spacing=(1.0, 1.0, 3.0))   # one subject
-    >>> summary = summarize([row, ...])    # {"Dc": {"mean": ..., "std": ..., "n": ...}, ...}
+    row = segmentation_metrics(pred, label, spacing=(3.0, 1.0, 1.0))  # one subject, (z, x, y) mm
+    summary = summarize(rows)  # {"Dc": {"mean": ..., "std": ..., "n": ...}, ...}
 """
 
 from __future__ import annotations
