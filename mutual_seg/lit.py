@@ -83,17 +83,30 @@ class SegModule(pl.LightningModule):
 
     # -- whole volumes ----------------------------------------------------------------------------
     @torch.no_grad()
-    def predict_volume(self, image: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-        """Sigmoid probabilities [Z, O, X, Y] of a volume given as slices [Z, I, X, Y]."""
+    def predict_volume(
+        self, image: torch.Tensor, present: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Sigmoid probabilities [Z, O, X, Y] of a volume given as slices [Z, I, X, Y].
+
+        With a brain ``mask`` [Z, X, Y], only its bounding box (plus a margin) is predicted and the rest is 0:
+        skull-stripped volumes are mostly background, so this saves half the work or more on 240 x 240 x 155.
+        """
+        box = _bounding_box(mask, margin=8) if mask is not None else None
+        crop = image if box is None else image[box]
         chunks = []
-        for start in range(0, image.shape[0], self.hparams.inference_batch_size):
-            batch = image[start:start + self.hparams.inference_batch_size].to(self.device)
-            mask = None if present is None else present.to(self.device).expand(batch.shape[0], -1)
-            chunks.append(torch.sigmoid(self(batch, mask).float()).cpu())
-        return torch.cat(chunks)
+        for start in range(0, crop.shape[0], self.hparams.inference_batch_size):
+            batch = crop[start:start + self.hparams.inference_batch_size].to(self.device)
+            keep = None if present is None else present.to(self.device).expand(batch.shape[0], -1)
+            chunks.append(torch.sigmoid(self(batch, keep).float()).cpu())
+        probs = torch.cat(chunks) if chunks else crop.new_zeros((0, self.net.out_channels, *crop.shape[2:]))
+        if box is None:
+            return probs
+        full = torch.zeros((image.shape[0], probs.shape[1], *image.shape[2:]), dtype=probs.dtype)
+        full[box] = probs
+        return full
 
     def _masks(self, batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        probs = self.predict_volume(batch["image"])
+        probs = self.predict_volume(batch["image"], mask=batch.get("mask"))
         pred = (probs >= self.hparams.threshold).numpy()
         return pred, batch["label"].cpu().numpy().astype(bool)
 
@@ -127,6 +140,19 @@ class SegModule(pl.LightningModule):
             dist.all_gather_object(gathered, self.test_rows)
             self.test_rows = [row for rows in gathered for row in rows]
         self.test_rows.sort(key=lambda r: (r["subject"], r.get("output", 0)))
+
+
+def _bounding_box(mask: torch.Tensor, margin: int) -> tuple[slice, slice, slice, slice] | None:
+    """Index of the [Z, :, X, Y] box around a [Z, X, Y] mask, widened in-plane by ``margin``; None if empty."""
+    if not bool(mask.any()):
+        return None
+    bounds = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hits = torch.nonzero(mask.any(dim=other[1]).any(dim=other[0])).flatten()
+        pad = 0 if axis == 0 else margin
+        bounds.append(slice(max(int(hits[0]) - pad, 0), min(int(hits[-1]) + 1 + pad, mask.shape[axis])))
+    return bounds[0], slice(None), bounds[1], bounds[2]
 
 
 def check_checkpoint(path: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:

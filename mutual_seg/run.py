@@ -48,6 +48,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     if trainer.is_global_zero:
         log.info("model: %s", format_summary(model_summary(module.net)))
+        datamodule.prepare_data()  # fills the cache with a progress bar; Lightning's own call is then a no-op
         log.info("%s", datamodule.summary())
 
     best = cfg.ckpt_path

@@ -53,6 +53,7 @@ def compose_config(overrides: list[str], data_root: Path, out_dir: Path) -> Dict
         cfg.data.layout.root = str(data_root)
         cfg.paths.output_dir = str(out_dir)
         cfg.paths.cache_dir = str(out_dir / "cache")
+        del cfg["hydra"]  # a real run's task config has no hydra node either
     return cfg
 
 

@@ -73,6 +73,7 @@ class SegDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.samples_per_epoch = samples_per_epoch
         self.split: Split | None = None
+        self._prepared = False
         self.subjects: dict[str, list[CachedSubject]] = {}
 
     # -- discovery and caching -------------------------------------------------------------------
@@ -81,8 +82,10 @@ class SegDataModule(pl.LightningDataModule):
         return self.layout.find(self.modalities, skip_incomplete=self.skip_incomplete)
 
     def prepare_data(self) -> None:
-        """Fill the cache once (rank 0), with a progress bar."""
-        self.cache.prepare(self.find_subjects(), self.modalities, progress=True)
+        """Fill the cache once (rank 0), with a progress bar; later calls find everything cached."""
+        if not self._prepared:
+            self.cache.prepare(self.find_subjects(), self.modalities, progress=True)
+            self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
         if self.split is not None:
@@ -93,7 +96,6 @@ class SegDataModule(pl.LightningDataModule):
         for part in ("train", "val", "test"):
             patients = set(getattr(self.split, part))
             self.subjects[part] = [cached[s.id] for s in subjects if s.patient_id in patients]
-        log.info(self.summary())
 
     def summary(self) -> str:
         """One paragraph on what the runs will see."""

@@ -115,7 +115,8 @@ class SliceDataset(Dataset):
 class VolumeDataset(Dataset):
     """Whole subjects for validation, test and prediction (3D metrics need the whole volume).
 
-    Items: ``image`` [Z, I, X, Y] float32, ``label`` [Z, O, X, Y] uint8, ``spacing`` (z, x, y) in mm,
+    Items: ``image`` [Z, I, X, Y] float32, ``label`` [Z, O, X, Y] uint8, ``mask`` [Z, X, Y] bool (the
+    normalization mask: where the brain is), ``spacing`` (z, x, y) in mm,
     ``affine`` (4, 4) of the source NIfTI, ``id`` the subject id. Use with ``batch_size=None``.
     """
 
@@ -131,6 +132,7 @@ class VolumeDataset(Dataset):
         return {
             "image": torch.from_numpy(np.ascontiguousarray(subject.load_image(self.modalities, mmap=False), dtype=np.float32)),
             "label": torch.from_numpy(np.ascontiguousarray(subject.load_label())),
+            "mask": torch.from_numpy(np.ascontiguousarray(subject.load_mask()) > 0),
             "spacing": torch.tensor(subject.spacing, dtype=torch.float64),
             "affine": torch.from_numpy(np.asarray(subject.affine, dtype=np.float64)),
             "id": subject.id,

@@ -246,7 +246,8 @@ def _template(voxel_mm: tuple[float, float, float]) -> dict[str, np.ndarray]:
 def _deform(rng: np.random.Generator, shape: tuple[int, int, int], variant: Variant):
     """Target voxel -> template voxel coordinates (3, X, Y, Z) for one random subject anatomy."""
     affine = grid_affine(shape)
-    axes = [affine[d, d] * np.arange(n) + affine[d, 3] for d, n in enumerate(shape)]
+    axes = [(affine[d, d] * np.arange(n) + affine[d, 3]).astype(np.float32)
+            for d, n in enumerate(shape)]
     angles = np.deg2rad(rng.uniform(-1, 1, 3) * variant.rotation_deg)
     rot = np.eye(3)
     for ax, a in enumerate(angles):
@@ -260,14 +261,17 @@ def _deform(rng: np.random.Generator, shape: tuple[int, int, int], variant: Vari
     lin = np.diag(1 / scale) @ rot.T  # world -> template, inverse of (rot @ diag(scale))
     tmpl = _mni()["affine"]
     tinv = np.linalg.inv(tmpl)
-    m = tinv[:3, :3] @ lin
+    m = (tinv[:3, :3] @ lin).astype(np.float32)
     off = tinv[:3, :3] @ (SCALE_CENTRE - lin @ (SCALE_CENTRE + shift)) + tinv[:3, 3]
     coords = np.empty((3, *shape), dtype=np.float32)
-    disp = [smooth_field(rng, axes, 40.0) * variant.deformation_mm for _ in range(3)]
     for d in range(3):
-        c = (m[d, 0] * axes[0][:, None, None] + m[d, 1] * axes[1][None, :, None]
-             + m[d, 2] * axes[2][None, None, :] + off[d])
-        coords[d] = c + sum(tinv[d, e] * disp[e] for e in range(3))
+        coords[d] = m[d, 0] * axes[0][:, None, None] + m[d, 1] * axes[1][None, :, None]
+        coords[d] += m[d, 2] * axes[2][None, None, :] + np.float32(off[d])
+    for e in range(3):  # displacement in world mm, then into template voxels
+        disp = smooth_field(rng, axes, 40.0) * np.float32(variant.deformation_mm)
+        for d in range(3):
+            if tinv[d, e] != 0:
+                coords[d] += np.float32(tinv[d, e]) * disp
     return coords, axes
 
 
@@ -326,66 +330,77 @@ def _pick(rng: np.random.Generator, mask: np.ndarray, weight: np.ndarray | None 
     return np.unravel_index(rng.choice(idx, p=p), mask.shape)
 
 
-def _add_tumour(rng, fr, brain_mask, axes, vox, variant, grade):
-    """Grow the tumour (and its cysts/enhancing focus) into the fractions ``fr`` in place.
+def _tumour_seed(rng, fr, brain_mask, axes):
+    """A voxel in cerebral white matter, away from the midline (where astrocytomas mostly arise)."""
+    wx, wy, wz = (a.reshape([-1 if k == d else 1 for k in range(3)]) for d, a in enumerate(axes))
+    # cerebral hemispheres only: no brainstem, no cerebellum
+    allowed = brain_mask & (fr["gm"] + fr["wm"] > 0.8) & (wz > -20) & ~((wy < -55) & (wz < 5))
+    lateral = np.where(np.abs(wx) > 12, 1.0, 0.15)
+    return _pick(rng, allowed, fr["wm"] ** 2 * lateral + 0.02)
 
-    Returns (label, cyst mask, strength): the label in {0, 1, 2, 4} and the cyst mask.
+
+def _add_tumour(rng, fr, brain_mask, axes, vox, v: Variant, grade: int):
+    """Grow a diffuse tumour (with cysts / enhancing focus) into the fractions ``fr`` in place.
+
+    The shape is a noisy, white-matter-stretched ellipsoid in a normalized radius ``r``
+    (label boundary at r = 1), rescaled so the label volume matches the drawn volume.
+
+    Returns:
+        label (X, Y, Z) uint8 in {0, 1, 2, 4}, and the boolean cyst mask.
     """
     shape = brain_mask.shape
-    label = np.zeros(shape, np.uint8)
-    cyst_mask = np.zeros(shape, bool)
-    parench = fr["gm"] + fr["wm"]
-    world_y, world_z = axes[1][None, :, None], axes[2][None, None, :]
-    # Cerebral hemispheres only (no cerebellum/brainstem); astrocytomas favour white matter.
-    allowed = brain_mask & (parench > 0.8) & (world_z > -20) & ~((world_y < -55) & (world_z < 5))
-    seed = _pick(rng, allowed, fr["wm"] ** 2 + 0.05)
+    label, cyst_mask = np.zeros(shape, np.uint8), np.zeros(shape, bool)
+    seed = _tumour_seed(rng, fr, brain_mask, axes)
     if seed is None:
         return label, cyst_mask
-    volume = math.exp(rng.uniform(*np.log(variant.tumour_volume_cm3))) * 1000.0  # mm^3
+    volume = math.exp(rng.uniform(*np.log(v.tumour_volume_cm3))) * 1000.0  # mm^3
     radius = (3 * volume / (4 * math.pi)) ** (1 / 3)
-    aspect = rng.uniform(*variant.tumour_aspect, 3)
+    aspect = rng.uniform(*v.tumour_aspect, 3)
     aspect /= np.prod(aspect) ** (1 / 3)
     q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
-    m = np.diag(1 / (radius * aspect)) @ q
-    reach = 1.6 * radius * aspect.max() + 6.0
-    box = tuple(slice(max(0, s - int(reach / v) - 1), min(n, s + int(reach / v) + 2))
-                for s, v, n in zip(seed, vox, shape))
-    rel = [(np.arange(b.start, b.stop) - s) * v for b, s, v in zip(box, seed, vox)]
+    m = (np.diag(1 / (radius * aspect)) @ q).astype(np.float32)
+    reach = 2.0 * radius * aspect.max() + 2 * max(vox)  # r0 < 2 fits in the box
+    box = tuple(slice(max(0, i - int(reach / w)), min(n, i + int(reach / w) + 1))
+                for i, w, n in zip(seed, vox, shape))
+    rel = [((np.arange(b.start, b.stop) - i) * w).astype(np.float32)
+           for b, i, w in zip(box, seed, vox)]
     grids = np.meshgrid(*rel, indexing="ij", sparse=True)
-    u = [sum(m[k, d] * grids[d] for d in range(3)) for k in range(3)]
-    r0 = np.sqrt(u[0] ** 2 + u[1] ** 2 + u[2] ** 2)
-    lob = smooth_field(rng, rel, max(0.5 * radius, 4.0))
-    wm, gm, csf = fr["wm"][box], fr["gm"][box], fr["csf"][box]
-    r = r0 * (1 - variant.wm_preference * wm) + rng.uniform(*variant.lobulation) * lob
+    r0 = np.sqrt(sum(sum(m[k, d] * grids[d] for d in range(3)) ** 2 for k in range(3)))
+    lob = np.clip(smooth_field(rng, rel, max(0.5 * radius, 4.0)), -2, 2)
+    gm, wm, csf, cap = (fr[t][box] for t in ("gm", "wm", "csf", "cap"))
+    r = r0 * (1 - v.wm_preference * (wm - 0.5)) + rng.uniform(*v.lobulation) * lob
+    # Rescale so that the label (r < 1 in parenchyma) has the drawn volume.
+    vals = r[(gm + wm + cap) > 0.5]
+    k = int(volume / np.prod(vox))
+    t = float(np.partition(vals, k)[k]) if k < vals.size else float(vals.max())
+    r = np.maximum(r / np.clip(t, 0.5, 1.6), (r0 - 1.0) * 1.25)  # and nothing beyond r0 = 2
     # Signal profile: full inside r_in, edge_level at the label boundary r = 1, 0 at r_out.
     r_in, r_out = 0.55, 1.25
-    gamma = math.log(rng.uniform(*variant.edge_level)) / math.log((r_out - 1) / (r_out - r_in))
+    gamma = math.log(rng.uniform(*v.edge_level)) / math.log((r_out - 1) / (r_out - r_in))
     s = np.clip((r_out - r) / (r_out - r_in), 0, 1) ** gamma
     s = np.clip(s * (1 + 0.12 * smooth_field(rng, rel, 6.0)), 0, 1)  # heterogeneous signal
     # Tumour replaces parenchyma (and caps), and effaces sulcal CSF (mass effect).
-    cap = fr["cap"][box]
-    tum = s * (gm + wm + cap) + 0.8 * s * csf
+    fr["tumour"][box] = s * (gm + wm + cap) + 0.8 * s * csf
     for name in ("gm", "wm", "cap"):
         fr[name][box] *= 1 - s
     fr["csf"][box] *= 1 - 0.8 * s
-    fr["tumour"][box] = tum
-    edge = max(1.0, 0.5 * min(vox))
-    dist = np.sqrt(sum(g**2 for g in grids))
+    edge = max(1.0, 0.5 * min(vox))  # partial-volume ramp of small structures, mm
+
+    def ball(centre, radius_mm, wobble=0.0):
+        d = np.sqrt(sum((g - g.ravel()[i]) ** 2 for g, i in zip(grids, centre)))
+        return _blob(d * (1 + wobble * lob), radius_mm, edge)
+
     cyst = np.zeros_like(r)
-    if rng.random() < variant.cyst_prob:
+    if rng.random() < v.cyst_prob:  # CSF-like cysts in the core, labelled tumour (Fig. 7)
         for _ in range(int(rng.integers(1, 4))):
             c = _pick(rng, r < 0.45)
-            if c is None:
-                break
-            d = np.sqrt(sum((g - g.ravel()[i]) ** 2 for g, i in zip(grids, c)))
-            rc = max(radius * rng.uniform(0.15, 0.35), 2.5)
-            cyst = np.maximum(cyst, _blob(d * (1 + 0.15 * lob), rc, edge))
+            if c is not None:
+                cyst = np.maximum(cyst, ball(c, max(radius * rng.uniform(0.15, 0.35), 2.5), 0.15))
     enh = np.zeros_like(r)
-    if rng.random() < variant.enhancing_prob[grade - 2]:
+    if rng.random() < v.enhancing_prob[grade - 2]:
         c = _pick(rng, (r < 0.6) & (cyst < 0.5))
         if c is not None:
-            d = np.sqrt(sum((g - g.ravel()[i]) ** 2 for g, i in zip(grids, c)))
-            enh = _blob(d, rng.uniform(2.0, 6.0), edge) * (1 - cyst)
+            enh = ball(c, rng.uniform(2.0, 6.0)) * (1 - cyst)
     b = fr["brain"][box]
     for extra, name in ((cyst, "cyst"), (enh, "enhancing")):
         for other in ("csf", "gm", "wm", "tumour", "cap", "choroid"):
@@ -401,13 +416,83 @@ def _add_tumour(rng, fr, brain_mask, axes, vox, variant, grade):
     return label, cyst_mask
 
 
+def _anatomy(rng: np.random.Generator, shape: tuple, vox: tuple, v: Variant):
+    """Deformed template: tissue fractions ``fr`` (X, Y, Z each), brain mask, ventricle and
+    periventricular maps, and the world (mm) coordinates of the grid axes."""
+    tmpl = _template(tuple(round(x, 3) for x in vox))
+    coords, axes = _deform(rng, shape, v)
+    brain = np.empty(shape, np.float32)
+    for x in range(shape[0]):  # slab by slab: map_coordinates copies coordinates to float64
+        ndi.map_coordinates(tmpl["brain"], coords[:, x], brain[x], order=1, prefilter=False)
+    np.clip(brain, 0, 1, out=brain)
+    brain_mask = brain > 0.5
+    brain *= brain_mask
+    inside = coords[:, brain_mask]
+
+    def warp(key: str) -> np.ndarray:  # only inside the brain: ~20 % of the grid at full size
+        out = np.zeros(shape, np.float32)
+        out[brain_mask] = ndi.map_coordinates(tmpl[key], inside, order=1, prefilter=False)
+        return out
+
+    gm, wm, vent, pv = warp("gm"), warp("wm"), warp("vent"), warp("pv")
+    del coords, inside
+    scale = np.minimum(brain / np.maximum(gm + wm, 1e-6), 1.0)  # fractions never exceed the brain
+    gm *= scale
+    wm *= scale
+    fr = {t: np.zeros(shape, np.float32) for t in ("tumour", "cyst", "enhancing", "cap", "choroid")}
+    fr.update(gm=gm, wm=wm, brain=brain, csf=np.clip(brain - gm - wm, 0, 1))
+    return fr, brain_mask, vent, pv, axes
+
+
+def _add_distractors(rng, fr, brain_mask, vent, pv, axes, vox, v: Variant) -> None:
+    """FLAIR-bright, unlabelled look-alikes (paper Fig. 6), into ``fr`` in place."""
+    if rng.random() < v.cap_prob:  # periventricular caps, replacing parenchyma
+        tau = rng.uniform(0.3, 0.55)  # thickness: where the horn-weighted proximity exceeds tau
+        wobble = 1 + 0.25 * smooth_field(rng, axes, 15.0)
+        cap = np.clip((pv * wobble - tau) / 0.12, 0, 1) * brain_mask
+        fr["cap"] = cap * (fr["gm"] + fr["wm"])
+        fr["gm"] *= 1 - cap
+        fr["wm"] *= 1 - cap
+    if rng.random() < v.choroid_prob:  # choroid-plexus glomus in the atrium, replacing CSF
+        c = _pick(rng, brain_mask & (vent > 0.6) & (axes[1][None, :, None] < -25))
+        if c is not None:
+            box = tuple(slice(max(0, i - int(8 / w) - 1), i + int(8 / w) + 2) for i, w in zip(c, vox))
+            rel = [a[b] - a[i] for a, b, i in zip(axes, box, c)]
+            d = np.sqrt(sum(g**2 for g in np.meshgrid(*rel, indexing="ij", sparse=True)))
+            blob = _blob(d, rng.uniform(3.0, 5.5), max(1.0, 0.5 * min(vox))) * np.clip(vent[box], 0, 1)
+            fr["choroid"][box] = np.minimum(blob, fr["csf"][box])
+            fr["csf"][box] -= fr["choroid"][box]
+
+
+def _render(rng, fr, brain_mask, axes, v: Variant) -> dict[str, np.ndarray]:
+    """Seven sequences from the tissue fractions: jittered table, bias, Rician noise, zero outside."""
+    shape = brain_mask.shape
+    idx = np.flatnonzero(brain_mask)
+    frac = np.stack([fr[t].ravel()[idx] for t in TISSUES])  # (tissues, brain voxels)
+    images = {}
+    for mod in MODALITIES:
+        table = np.array([v.intensity_override.get((mod, t), x)
+                          for t, x in zip(TISSUES, INTENSITY[mod])], np.float32)
+        table *= np.exp(rng.normal(0, v.contrast_jitter, len(TISSUES))).astype(np.float32)
+        table[TISSUES.index("wm")] = 1.0  # white matter is the reference
+        gain = SCANNER_SCALE[mod] * (1.0 if mod == "adc" else rng.uniform(0.7, 1.3))
+        bias = np.exp(rng.uniform(*v.bias) * smooth_field(rng, axes, 80.0)).ravel()[idx]
+        signal = (table @ frac) * bias
+        n = rng.standard_normal((2, idx.size), dtype=np.float32) * np.float32(rng.uniform(*v.noise))
+        img = np.zeros(shape, np.float32)
+        # Rician: magnitude of a complex signal with Gaussian noise in both channels.
+        img.ravel()[idx] = gain * np.sqrt((signal + n[0]) ** 2 + n[1] ** 2)
+        images[mod] = img
+    return images
+
+
 def simulate_subject(
     rng_seed: int | Sequence[int],
     shape: Sequence[int] = (240, 240, 155),
     variant: str = "default",
     index: int = 1,
 ) -> SimulatedSubject:
-    """Simulate one subject in memory (no files): anatomy, tumour, distractors, seven sequences.
+    """Simulate one subject in memory (no files): anatomy, distractors, tumour, seven sequences.
 
     Args:
         rng_seed: entropy for ``numpy.random.SeedSequence`` (``subject_seed(seed, i, variant)``).
@@ -420,79 +505,24 @@ def simulate_subject(
     """
     v = _variant(variant)
     shape = tuple(int(n) for n in shape)
-    seed = [int(rng_seed)] if isinstance(rng_seed, (int, np.integer)) else [int(s) for s in rng_seed]
+    seed = [int(rng_seed)] if isinstance(rng_seed, (int, np.integer)) else [int(x) for x in rng_seed]
     meta = sample_metadata(seed, index, variant)
     rng = np.random.default_rng(np.random.SeedSequence([*seed, 1]))
     vox = tuple(f / n for f, n in zip(FOV_MM, shape))
-    tmpl = _template(tuple(round(x, 3) for x in vox))
-    coords, axes = _deform(rng, shape, v)
-
-    def warp(key: str, where: np.ndarray | None = None) -> np.ndarray:
-        out = np.zeros(shape, np.float32)
-        pts = coords.reshape(3, -1) if where is None else coords[:, where]
-        vals = ndi.map_coordinates(tmpl[key], pts, order=1, prefilter=False, mode="constant")
-        if where is None:
-            return vals.reshape(shape)
-        out[where] = vals
-        return out
-
-    brain_p = np.clip(warp("brain"), 0, 1)
-    brain_mask = brain_p > 0.5
-    gm, wm = warp("gm", brain_mask), warp("wm", brain_mask)
-    vent, pv = warp("vent", brain_mask), warp("pv", brain_mask)
-    del coords
-    total = np.maximum(gm + wm, 1e-6)
-    scale = np.where(gm + wm > brain_p, brain_p / total, 1.0)  # fractions never exceed the brain
-    gm, wm = gm * scale, wm * scale
-    fr = {t: np.zeros(shape, np.float32) for t in TISSUES}
-    fr.update(gm=gm * brain_mask, wm=wm * brain_mask, brain=brain_p * brain_mask)
-    fr["csf"] = np.clip(fr["brain"] - fr["gm"] - fr["wm"], 0, 1)
-
-    # Distractors first, so a tumour that reaches them replaces them.
-    if rng.random() < v.cap_prob:
-        tau = rng.uniform(0.3, 0.55)
-        wobble = 1 + 0.25 * smooth_field(rng, axes, 15.0)
-        cap = np.clip((pv * wobble - tau) / 0.12, 0, 1) * brain_mask
-        fr["cap"] = cap * (fr["gm"] + fr["wm"])
-        fr["gm"] *= 1 - cap
-        fr["wm"] *= 1 - cap
-    if rng.random() < v.choroid_prob:
-        atrium = brain_mask & (vent > 0.6) & (axes[1][None, :, None] < -25)
-        c = _pick(rng, atrium)
-        if c is not None:
-            grids = np.meshgrid(*axes, indexing="ij", sparse=True)
-            d = np.sqrt(sum((g - a[i]) ** 2 for g, a, i in zip(grids, axes, c)))
-            blob = _blob(d, rng.uniform(3.0, 5.5), max(1.0, 0.5 * min(vox))) * np.clip(vent, 0, 1)
-            fr["choroid"] = np.minimum(blob, fr["csf"])
-            fr["csf"] -= fr["choroid"]
+    fr, brain_mask, vent, pv, axes = _anatomy(rng, shape, vox, v)
+    # Distractors first, so that a tumour reaching them replaces them.
+    _add_distractors(rng, fr, brain_mask, vent, pv, axes, vox, v)
+    del vent, pv
     label, cyst = _add_tumour(rng, fr, brain_mask, axes, vox, v, int(meta["WHO CNS Grade"]))
-
     b = np.maximum(fr["brain"], 1e-6)
     tissue = sum(fr[t] for t in ("gm", "wm", "tumour", "cyst", "enhancing", "cap"))
     parenchyma = brain_mask & ((tissue >= 0.5 * b) | (label > 0))
     distractor = brain_mask & (label == 0) & ((fr["cap"] > 0.4 * b) | (fr["choroid"] > 0.4 * b))
-
-    images = {}
-    idx = np.flatnonzero(brain_mask)
-    frac = np.stack([fr[t].ravel()[idx] for t in TISSUES])  # (tissues, brain voxels)
-    for mod in MODALITIES:
-        table = np.array([v.intensity_override.get((mod, t), x)
-                          for t, x in zip(TISSUES, INTENSITY[mod])], np.float32)
-        table *= np.exp(rng.normal(0, v.contrast_jitter, len(TISSUES))).astype(np.float32)
-        table[TISSUES.index("wm")] = 1.0  # white matter is the reference
-        gain = SCANNER_SCALE[mod] * (1.0 if mod == "adc" else rng.uniform(0.7, 1.3))
-        signal = table @ frac
-        bias = np.exp(rng.uniform(*v.bias) * smooth_field(rng, axes, 80.0)).ravel()[idx]
-        sigma = rng.uniform(*v.noise)
-        n = rng.standard_normal((2, idx.size), dtype=np.float32) * sigma
-        img = np.zeros(shape, np.float32)
-        # Rician: magnitude of a complex signal with Gaussian noise in both channels.
-        img.ravel()[idx] = gain * np.sqrt((signal * bias + n[0]) ** 2 + n[1] ** 2)
-        images[mod] = img
+    del tissue, b
     return SimulatedSubject(
-        images=images, label=label, parenchyma=parenchyma.astype(np.uint8),
-        brain=brain_mask.astype(np.uint8), cyst=cyst, distractor=distractor,
-        affine=grid_affine(shape), metadata=meta,
+        images=_render(rng, fr, brain_mask, axes, v), label=label,
+        parenchyma=parenchyma.astype(np.uint8), brain=brain_mask.astype(np.uint8), cyst=cyst,
+        distractor=distractor, affine=grid_affine(shape), metadata=meta,
     )
 
 
