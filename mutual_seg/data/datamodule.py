@@ -41,6 +41,8 @@ class SegDataModule(pl.LightningDataModule):
         batch_size: training slices per batch.
         num_workers: loader worker processes.
         samples_per_epoch: training slices drawn (with replacement) per epoch; None: each slice once.
+        val_slice_step: validate on every n-th axial slice of each subject (1: whole volumes); test always
+            uses whole volumes.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class SegDataModule(pl.LightningDataModule):
         batch_size: int,
         num_workers: int,
         samples_per_epoch: int | None = None,
+        val_slice_step: int = 1,
     ) -> None:
         super().__init__()
         self.layout = layout
@@ -72,6 +75,7 @@ class SegDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.samples_per_epoch = samples_per_epoch
+        self.val_slice_step = val_slice_step
         self.split: Split | None = None
         self._prepared = False
         self.subjects: dict[str, list[CachedSubject]] = {}
@@ -134,7 +138,8 @@ class SegDataModule(pl.LightningDataModule):
                           drop_last=len(dataset) > self.batch_size, persistent_workers=self.num_workers > 0)
 
     def _volume_loader(self, part: str) -> DataLoader:
-        dataset = VolumeDataset(self.subjects[part], self.modalities)
+        step = self.val_slice_step if part == "val" else 1
+        dataset = VolumeDataset(self.subjects[part], self.modalities, slice_step=step)
         world, rank = self._world()
         sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
         # batch_size=None: one whole subject per item, no collation; at most 1 worker keeps memory low.

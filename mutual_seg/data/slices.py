@@ -120,19 +120,21 @@ class VolumeDataset(Dataset):
     ``affine`` (4, 4) of the source NIfTI, ``id`` the subject id. Use with ``batch_size=None``.
     """
 
-    def __init__(self, subjects: Sequence[CachedSubject], modalities: Sequence[str]) -> None:
+    def __init__(self, subjects: Sequence[CachedSubject], modalities: Sequence[str], slice_step: int = 1) -> None:
         self.subjects = list(subjects)
         self.modalities = list(modalities)
+        self.slice_step = slice_step  # >1 keeps every n-th slice: a cheaper proxy, for validation only
 
     def __len__(self) -> int:
         return len(self.subjects)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         subject = self.subjects[i]
+        step = slice(None, None, self.slice_step)
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(subject.load_image(self.modalities, mmap=False), dtype=np.float32)),
-            "label": torch.from_numpy(np.ascontiguousarray(subject.load_label())),
-            "mask": torch.from_numpy(np.ascontiguousarray(subject.load_mask()) > 0),
+            "image": torch.from_numpy(np.ascontiguousarray(subject.load_image(self.modalities)[step], dtype=np.float32)),
+            "label": torch.from_numpy(np.ascontiguousarray(subject.load_label()[step])),
+            "mask": torch.from_numpy(np.ascontiguousarray(subject.load_mask()[step]) > 0),
             "spacing": torch.tensor(subject.spacing, dtype=torch.float64),
             "affine": torch.from_numpy(np.asarray(subject.affine, dtype=np.float64)),
             "id": subject.id,
