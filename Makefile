@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= data/synthetic
 SUBJECTS ?= 35
+DEMO_DATA ?= data/demo
+DEMO_SUBJECTS ?= 20
 
 .PHONY: install test test-all demo data bench lint clean
 
@@ -28,11 +30,13 @@ test-all: install
 data: install
 	$(BIN)/python -m mutual_seg.data.synthetic --out $(DATA) --subjects $(SUBJECTS) --seed 0
 
+# The demo set is generated once (a re-run with the same arguments resumes or skips), then the demo trains and tests.
 demo: install
-	$(BIN)/python experiments/demo.py
+	$(BIN)/python -m mutual_seg.data.synthetic --out $(DEMO_DATA) --subjects $(DEMO_SUBJECTS) --seed 0
+	$(BIN)/python -m mutual_seg.run experiment=demo data.layout.root=$(DEMO_DATA)
 
-bench: install
-	$(BIN)/python benchmarks/loader_speed.py
+bench: install data
+	$(BIN)/python benchmarks/loader_speed.py --data $(DATA)
 
 lint: install
 	$(BIN)/ruff check mutual_seg tests
