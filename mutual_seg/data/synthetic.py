@@ -73,7 +73,7 @@ from mutual_seg.errors import ConfigError, DataError, MutualSegError
 FOV_MM = (240.0, 240.0, 155.0)
 # World (MNI mm) point at the centre of the field of view: the brain's centre in x/y, and in z
 # high enough that the vertex keeps a few mm of margin; the lowest brainstem is cut, as in BraTS.
-FOV_CENTRE = (0.0, -17.0, 11.5)
+FOV_CENTRE = (0.0, -17.0, 13.5)
 SCALE_CENTRE = np.array([0.0, -17.0, 20.0])  # global scaling pivots near the top, so the vertex stays in
 GENERATOR_VERSION = 1
 MANIFEST = "synthetic_dataset.json"
@@ -221,8 +221,8 @@ def _mni() -> dict[str, np.ndarray]:
     pad = tuple(slice(max(s.start - 12, 0), s.stop + 12) for s in box)
     dist = ndi.distance_transform_edt(vent[pad] == 0)
     y_mm = (np.arange(brain.shape[1]) * gm_img.affine[1, 1] + gm_img.affine[1, 3])[pad[1]]
-    horn = 1 / (1 + np.exp(-(y_mm - 8) / 4)) + 1 / (1 + np.exp((y_mm + 28) / 4))
-    near = np.maximum(horn[None, :, None] * np.clip(1 - dist / 10, 0, 1), 0.6 * np.clip(1 - dist / 3, 0, 1))
+    horn = 1 / (1 + np.exp(-(y_mm - 16) / 3)) + 1 / (1 + np.exp((y_mm + 36) / 3))
+    near = np.maximum(horn[None, :, None] * np.clip(1 - dist / 9, 0, 1), 0.5 * np.clip(1 - dist / 3, 0, 1))
     pv = np.zeros_like(brain)
     pv[pad] = near * (vent[pad] == 0)
     pv *= (gm + wm) > 0.3
@@ -366,16 +366,19 @@ def _add_tumour(rng, fr, brain_mask, axes, vox, v: Variant, grade: int):
            for b, i, w in zip(box, seed, vox)]
     grids = np.meshgrid(*rel, indexing="ij", sparse=True)
     r0 = np.sqrt(sum(sum(m[k, d] * grids[d] for d in range(3)) ** 2 for k in range(3)))
-    lob = np.clip(smooth_field(rng, rel, max(0.5 * radius, 4.0)), -2, 2)
+    # lobes at two scales: big bulges and a finer irregular margin
+    lob = np.clip(0.8 * smooth_field(rng, rel, max(0.5 * radius, 4.0))
+                  + 0.6 * smooth_field(rng, rel, max(0.2 * radius, 3.0)), -2.5, 2.5)
     gm, wm, csf, cap = (fr[t][box] for t in ("gm", "wm", "csf", "cap"))
     r = r0 * (1 - v.wm_preference * (wm - 0.5)) + rng.uniform(*v.lobulation) * lob
+    r = np.maximum(r, (r0 - 0.9) * 2.5)  # one main mass: no far satellites, nothing past r0 ~ 1.7
     # Rescale so that the label (r < 1 in parenchyma) has the drawn volume.
     vals = r[(gm + wm + cap) > 0.5]
     k = int(volume / np.prod(vox))
     t = float(np.partition(vals, k)[k]) if k < vals.size else float(vals.max())
-    r = np.maximum(r / np.clip(t, 0.5, 1.6), (r0 - 1.0) * 1.25)  # and nothing beyond r0 = 2
+    r /= np.clip(t, 0.5, 1.6)
     # Signal profile: full inside r_in, edge_level at the label boundary r = 1, 0 at r_out.
-    r_in, r_out = 0.55, 1.25
+    r_in, r_out = 0.45, 1.3
     gamma = math.log(rng.uniform(*v.edge_level)) / math.log((r_out - 1) / (r_out - r_in))
     s = np.clip((r_out - r) / (r_out - r_in), 0, 1) ** gamma
     s = np.clip(s * (1 + 0.12 * smooth_field(rng, rel, 6.0)), 0, 1)  # heterogeneous signal
@@ -447,7 +450,7 @@ def _anatomy(rng: np.random.Generator, shape: tuple, vox: tuple, v: Variant):
 def _add_distractors(rng, fr, brain_mask, vent, pv, axes, vox, v: Variant) -> None:
     """FLAIR-bright, unlabelled look-alikes (paper Fig. 6), into ``fr`` in place."""
     if rng.random() < v.cap_prob:  # periventricular caps, replacing parenchyma
-        tau = rng.uniform(0.3, 0.55)  # thickness: where the horn-weighted proximity exceeds tau
+        tau = rng.uniform(0.4, 0.6)  # thickness: where the horn-weighted proximity exceeds tau
         wobble = 1 + 0.25 * smooth_field(rng, axes, 15.0)
         cap = np.clip((pv * wobble - tau) / 0.12, 0, 1) * brain_mask
         fr["cap"] = cap * (fr["gm"] + fr["wm"])
@@ -692,7 +695,7 @@ def generate_dataset(
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line and exit code 2, like our other errors
-        self.exit(2, f"error: {message}\n")
+        raise ConfigError(message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -707,8 +710,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variant", default="default", choices=sorted(VARIANTS))
     parser.add_argument("--workers", type=int, default=None, help="processes (default min(2, CPUs))")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         ids = generate_dataset(args.out, args.subjects, args.seed, args.shape, args.variant,
                                args.workers, args.overwrite, progress=sys.stderr.isatty())
     except MutualSegError as err:
