@@ -1,4 +1,4 @@
-"""The synthetic UCSF-PDGM-layout data set: exact files, geometry, determinism, and the phenomena."""
+"""The synthetic UCSF-PDGM-layout set: exact files, geometry, determinism and the phenomena."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def tiny_tree(tmp_path_factory) -> tuple[Path, list[str]]:
 @pytest.fixture(scope="module")
 def medium() -> list:
     # seed 0, subjects 1-4: labels {0,2}, {0,2}, {0,1,2,4} (with cysts), {0,2,4}
-    return [simulate_subject(subject_seed(0, i, "default"), MEDIUM, "default", i) for i in range(1, 5)]
+    return [
+        simulate_subject(subject_seed(0, i, "default"), MEDIUM, "default", i) for i in range(1, 5)
+    ]
 
 
 def _load(path: Path) -> nib.Nifti1Image:
@@ -178,8 +180,12 @@ def test_overwrite_with_fewer_subjects_removes_the_stale_ones(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--subjects", "0"], ["--subjects", "1", "--variant", "nope"],
-     ["--subjects", "1", "--shape", "4", "32", "16"], ["--subjects", "x"]],
+    [
+        ["--subjects", "0"],
+        ["--subjects", "1", "--variant", "nope"],
+        ["--subjects", "1", "--shape", "4", "32", "16"],
+        ["--subjects", "x"],
+    ],
 )
 def test_cli_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args) -> None:
     assert main(["--out", str(tmp_path / "bad"), *args]) == 2
@@ -256,4 +262,6 @@ def test_masks_nest_and_background_is_zero(medium) -> None:
         for img in sub.images.values():
             assert np.all(img[sub.brain == 0] == 0) and np.all(img >= 0)
         # the brain fits the field of view: nothing on the side faces or the top slice
-        assert sub.brain[[0, -1]].sum() == sub.brain[:, [0, -1]].sum() == sub.brain[..., -1].sum() == 0
+        assert (
+            sub.brain[[0, -1]].sum() == sub.brain[:, [0, -1]].sum() == sub.brain[..., -1].sum() == 0
+        )

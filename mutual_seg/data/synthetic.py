@@ -59,7 +59,7 @@ import sys
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -74,18 +74,40 @@ FOV_MM = (240.0, 240.0, 155.0)
 # World (MNI mm) point at the centre of the field of view: the brain's centre in x/y, and in z
 # high enough that the vertex keeps a few mm of margin; the lowest brainstem is cut, as in BraTS.
 FOV_CENTRE = (0.0, -17.0, 13.5)
-SCALE_CENTRE = np.array([0.0, -17.0, 20.0])  # global scaling pivots near the top, so the vertex stays in
+# Global scaling pivots near the top of the brain, so the vertex stays inside the field of view.
+SCALE_CENTRE = np.array([0.0, -17.0, 20.0])
 GENERATOR_VERSION = 1
 MANIFEST = "synthetic_dataset.json"
 METADATA_CSV = "UCSF-PDGM-metadata_v5.csv"
-SEQUENCE_SUFFIX = {"t1": "T1", "t1c": "T1c", "t2w": "T2", "flair": "FLAIR",
-                   "swi": "SWI", "dwi": "DWI", "adc": "ADC"}
+SEQUENCE_SUFFIX = {
+    "t1": "T1",
+    "t1c": "T1c",
+    "t2w": "T2",
+    "flair": "FLAIR",
+    "swi": "SWI",
+    "dwi": "DWI",
+    "adc": "ADC",
+}
 MASK_SUFFIXES = ("tumor_segmentation", "brain_parenchyma_segmentation", "brain_segmentation")
 METADATA_COLUMNS = (
-    "ID", "Sex", "Age at MRI", "WHO CNS Grade", "Final pathologic diagnosis (WHO 2021)",
-    "MGMT status", "MGMT index", "1p/19q", "IDH", "1-dead 0-alive", "OS", "EOR",
-    "Biopsy prior to imaging", "BraTS21 ID", "BraTS21 Segmentation Cohort", "BraTS21 MGMT Cohort",
+    "ID",
+    "Sex",
+    "Age at MRI",
+    "WHO CNS Grade",
+    "Final pathologic diagnosis (WHO 2021)",
+    "MGMT status",
+    "MGMT index",
+    "1p/19q",
+    "IDH",
+    "1-dead 0-alive",
+    "OS",
+    "EOR",
+    "Biopsy prior to imaging",
+    "BraTS21 ID",
+    "BraTS21 Segmentation Cohort",
+    "BraTS21 MGMT Cohort",
 )
+# fmt: off
 TISSUES = ("csf", "gm", "wm", "tumour", "cyst", "enhancing", "cap", "choroid")
 # Rows follow MODALITIES (t1, t1c, t2w, flair, swi, dwi, adc); columns follow TISSUES.
 INTENSITY = {
@@ -99,26 +121,27 @@ INTENSITY = {
 }
 SCANNER_SCALE = {"t1": 900.0, "t1c": 900.0, "t2w": 500.0, "flair": 600.0,
                  "swi": 400.0, "dwi": 300.0, "adc": 700.0}
+# fmt: on
 
 
 @dataclass(frozen=True)
 class Variant:
     """Ranges the per-subject parameters are drawn from; ``(lo, hi)`` means uniform."""
 
-    contrast_jitter: float = 0.08                 # log-normal sd per (sequence, tissue)
+    contrast_jitter: float = 0.08  # log-normal sd per (sequence, tissue)
     intensity_override: dict = field(default_factory=dict)  # {(modality, tissue): value}
-    tumour_volume_cm3: tuple = (5.0, 150.0)       # log-uniform, at the label boundary (approx.)
+    tumour_volume_cm3: tuple = (5.0, 150.0)  # log-uniform, at the label boundary (approx.)
     tumour_aspect: tuple = (0.75, 1.35)
-    lobulation: tuple = (0.15, 0.40)              # smooth-noise amplitude on the normalized radius
-    wm_preference: float = 0.2                    # growth along white matter
-    edge_level: tuple = (0.15, 0.28)              # share of tumour contrast left at the label edge
-    grade_probs: tuple = (0.5, 0.3, 0.2)          # WHO grades 2, 3, 4
-    enhancing_prob: tuple = (0.15, 0.35, 0.8)     # per grade
+    lobulation: tuple = (0.15, 0.40)  # smooth-noise amplitude on the normalized radius
+    wm_preference: float = 0.2  # growth along white matter
+    edge_level: tuple = (0.15, 0.28)  # share of tumour contrast left at the label edge
+    grade_probs: tuple = (0.5, 0.3, 0.2)  # WHO grades 2, 3, 4
+    enhancing_prob: tuple = (0.15, 0.35, 0.8)  # per grade
     cyst_prob: float = 0.4
     cap_prob: float = 0.75
     choroid_prob: float = 0.6
-    noise: tuple = (0.02, 0.05)                   # Rician sigma relative to white matter
-    bias: tuple = (0.05, 0.15)                    # sd of the log bias field
+    noise: tuple = (0.02, 0.05)  # Rician sigma relative to white matter
+    bias: tuple = (0.05, 0.15)  # sd of the log bias field
     deformation_mm: float = 3.0
     scale: tuple = (0.92, 1.05)
     rotation_deg: float = 4.0
@@ -128,13 +151,28 @@ VARIANTS: dict[str, Variant] = {
     "default": Variant(),
     "shifted": Variant(
         contrast_jitter=0.14,
-        intensity_override={("flair", "tumour"): 1.6, ("t2w", "tumour"): 2.0,
-                            ("flair", "csf"): 0.2, ("flair", "cap"): 1.9,
-                            ("t1", "tumour"): 0.75, ("flair", "cyst"): 0.35},
-        tumour_volume_cm3=(3.0, 100.0), tumour_aspect=(0.6, 1.6), lobulation=(0.3, 0.55),
-        wm_preference=0.35, edge_level=(0.08, 0.18), grade_probs=(0.35, 0.35, 0.3),
-        enhancing_prob=(0.25, 0.5, 0.9), cyst_prob=0.6, cap_prob=0.95, choroid_prob=0.85,
-        noise=(0.04, 0.08), bias=(0.15, 0.28), deformation_mm=5.0, scale=(0.9, 1.04),
+        intensity_override={
+            ("flair", "tumour"): 1.75,
+            ("t2w", "tumour"): 2.0,
+            ("flair", "csf"): 0.2,
+            ("flair", "cap"): 1.9,
+            ("t1", "tumour"): 0.75,
+            ("flair", "cyst"): 0.35,
+        },
+        tumour_volume_cm3=(3.0, 100.0),
+        tumour_aspect=(0.6, 1.6),
+        lobulation=(0.3, 0.55),
+        wm_preference=0.35,
+        edge_level=(0.08, 0.18),
+        grade_probs=(0.35, 0.35, 0.3),
+        enhancing_prob=(0.25, 0.5, 0.9),
+        cyst_prob=0.6,
+        cap_prob=0.95,
+        choroid_prob=0.85,
+        noise=(0.04, 0.08),
+        bias=(0.15, 0.28),
+        deformation_mm=5.0,
+        scale=(0.9, 1.04),
         rotation_deg=6.0,
     ),
 }
@@ -178,7 +216,9 @@ def _basis(points: np.ndarray, spacing: float) -> np.ndarray:
     return (b / np.sqrt((b**2).sum(1, keepdims=True))).astype(np.float32)
 
 
-def smooth_field(rng: np.random.Generator, axes_mm: Sequence[np.ndarray], spacing: float) -> np.ndarray:
+def smooth_field(
+    rng: np.random.Generator, axes_mm: Sequence[np.ndarray], spacing: float
+) -> np.ndarray:
     """Random smooth field (unit sd, correlation length ~``spacing`` mm) on a separable grid.
 
     A tensor product of 1-D bases (a free-form-deformation-like spline) costs a few flops per
@@ -186,9 +226,9 @@ def smooth_field(rng: np.random.Generator, axes_mm: Sequence[np.ndarray], spacin
     """
     bases = [_basis(np.asarray(a, dtype=np.float64), spacing) for a in axes_mm]
     coef = rng.standard_normal([b.shape[1] for b in bases]).astype(np.float32)
-    out = np.tensordot(bases[0], coef, axes=(1, 0))            # (X, b, c)
-    out = np.tensordot(out, bases[1], axes=(1, 1))             # (X, c, Y)
-    out = np.tensordot(out, bases[2], axes=(1, 1))             # (X, Y, Z)
+    out = np.tensordot(bases[0], coef, axes=(1, 0))  # (X, b, c)
+    out = np.tensordot(out, bases[1], axes=(1, 1))  # (X, c, Y)
+    out = np.tensordot(out, bases[2], axes=(1, 1))  # (X, Y, Z)
     return out
 
 
@@ -216,13 +256,15 @@ def _mni() -> dict[str, np.ndarray]:
     sizes[0] = 0
     vent = np.zeros_like(brain)
     vent[box] = comp == sizes.argmax()
-    # Periventricular-cap weight: near the ventricle, strongest at the frontal and occipital horns
-    # (where caps occur), plus a thin lining along the whole wall.
+    # Periventricular-cap weight: 1 at the wall of the frontal and occipital horns (where caps
+    # occur), fading over 9 mm, plus a faint lining along the whole wall.
     pad = tuple(slice(max(s.start - 12, 0), s.stop + 12) for s in box)
     dist = ndi.distance_transform_edt(vent[pad] == 0)
     y_mm = (np.arange(brain.shape[1]) * gm_img.affine[1, 1] + gm_img.affine[1, 3])[pad[1]]
     horn = 1 / (1 + np.exp(-(y_mm - 16) / 3)) + 1 / (1 + np.exp((y_mm + 36) / 3))
-    near = np.maximum(horn[None, :, None] * np.clip(1 - dist / 9, 0, 1), 0.5 * np.clip(1 - dist / 3, 0, 1))
+    near = np.maximum(
+        horn[None, :, None] * np.clip(1 - dist / 9, 0, 1), 0.5 * np.clip(1 - dist / 3, 0, 1)
+    )
     pv = np.zeros_like(brain)
     pv[pad] = near * (vent[pad] == 0)
     pv *= (gm + wm) > 0.3
@@ -246,8 +288,9 @@ def _template(voxel_mm: tuple[float, float, float]) -> dict[str, np.ndarray]:
 def _deform(rng: np.random.Generator, shape: tuple[int, int, int], variant: Variant):
     """Target voxel -> template voxel coordinates (3, X, Y, Z) for one random subject anatomy."""
     affine = grid_affine(shape)
-    axes = [(affine[d, d] * np.arange(n) + affine[d, 3]).astype(np.float32)
-            for d, n in enumerate(shape)]
+    axes = [
+        (affine[d, d] * np.arange(n) + affine[d, 3]).astype(np.float32) for d, n in enumerate(shape)
+    ]
     angles = np.deg2rad(rng.uniform(-1, 1, 3) * variant.rotation_deg)
     rot = np.eye(3)
     for ax, a in enumerate(angles):
@@ -289,7 +332,9 @@ def _variant(name: str) -> Variant:
     return VARIANTS[name]
 
 
-def sample_metadata(rng_seed: Sequence[int], index: int, variant: str = "default") -> dict[str, str]:
+def sample_metadata(
+    rng_seed: Sequence[int], index: int, variant: str = "default"
+) -> dict[str, str]:
     """The metadata CSV row of one subject (an IDH-mutant astrocytoma, as in the paper's cohort)."""
     v = _variant(variant)
     rng = np.random.default_rng(np.random.SeedSequence([*rng_seed, 0]))
@@ -326,8 +371,10 @@ def _pick(rng: np.random.Generator, mask: np.ndarray, weight: np.ndarray | None 
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return None
-    p = None if weight is None else weight.ravel()[idx] / weight.ravel()[idx].sum()
-    return np.unravel_index(rng.choice(idx, p=p), mask.shape)
+    if weight is None:
+        return np.unravel_index(rng.choice(idx), mask.shape)
+    w = weight.ravel()[idx].astype(np.float64)  # choice() wants p summing to 1 in float64
+    return np.unravel_index(rng.choice(idx, p=w / w.sum()), mask.shape)
 
 
 def _tumour_seed(rng, fr, brain_mask, axes):
@@ -339,7 +386,7 @@ def _tumour_seed(rng, fr, brain_mask, axes):
     return _pick(rng, allowed, fr["wm"] ** 2 * lateral + 0.02)
 
 
-def _add_tumour(rng, fr, brain_mask, axes, vox, v: Variant, grade: int):
+def _add_tumour(rng, fr, brain_mask, vent, axes, vox, v: Variant, grade: int):
     """Grow a diffuse tumour (with cysts / enhancing focus) into the fractions ``fr`` in place.
 
     The shape is a noisy, white-matter-stretched ellipsoid in a normalized radius ``r``
@@ -359,34 +406,42 @@ def _add_tumour(rng, fr, brain_mask, axes, vox, v: Variant, grade: int):
     aspect /= np.prod(aspect) ** (1 / 3)
     q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
     m = (np.diag(1 / (radius * aspect)) @ q).astype(np.float32)
-    reach = 2.0 * radius * aspect.max() + 2 * max(vox)  # r0 < 2 fits in the box
-    box = tuple(slice(max(0, i - int(reach / w)), min(n, i + int(reach / w) + 1))
-                for i, w, n in zip(seed, vox, shape))
-    rel = [((np.arange(b.start, b.stop) - i) * w).astype(np.float32)
-           for b, i, w in zip(box, seed, vox)]
+    reach = 2.0 * radius * aspect.max() + 2 * max(vox)  # r0 < 2 fits; the tumour ends by ~1.7
+    box = tuple(
+        slice(max(0, i - int(reach / w)), min(n, i + int(reach / w) + 1))
+        for i, w, n in zip(seed, vox, shape)
+    )
+    rel = [
+        ((np.arange(b.start, b.stop) - i) * w).astype(np.float32) for b, i, w in zip(box, seed, vox)
+    ]
     grids = np.meshgrid(*rel, indexing="ij", sparse=True)
     r0 = np.sqrt(sum(sum(m[k, d] * grids[d] for d in range(3)) ** 2 for k in range(3)))
     # lobes at two scales: big bulges and a finer irregular margin
-    lob = np.clip(0.8 * smooth_field(rng, rel, max(0.5 * radius, 4.0))
-                  + 0.6 * smooth_field(rng, rel, max(0.2 * radius, 3.0)), -2.5, 2.5)
+    lob = np.clip(
+        0.8 * smooth_field(rng, rel, max(0.5 * radius, 4.0))
+        + 0.6 * smooth_field(rng, rel, max(0.2 * radius, 3.0)),
+        -2.5,
+        2.5,
+    )
     gm, wm, csf, cap = (fr[t][box] for t in ("gm", "wm", "csf", "cap"))
     r = r0 * (1 - v.wm_preference * (wm - 0.5)) + rng.uniform(*v.lobulation) * lob
     r = np.maximum(r, (r0 - 0.9) * 2.5)  # one main mass: no far satellites, nothing past r0 ~ 1.7
     # Rescale so that the label (r < 1 in parenchyma) has the drawn volume.
     vals = r[(gm + wm + cap) > 0.5]
     k = int(volume / np.prod(vox))
-    t = float(np.partition(vals, k)[k]) if k < vals.size else float(vals.max())
+    t = float(np.partition(vals, k)[k]) if k < vals.size else float(vals.max(initial=1.0))
     r /= np.clip(t, 0.5, 1.6)
     # Signal profile: full inside r_in, edge_level at the label boundary r = 1, 0 at r_out.
     r_in, r_out = 0.45, 1.3
     gamma = math.log(rng.uniform(*v.edge_level)) / math.log((r_out - 1) / (r_out - r_in))
     s = np.clip((r_out - r) / (r_out - r_in), 0, 1) ** gamma
     s = np.clip(s * (1 + 0.12 * smooth_field(rng, rel, 6.0)), 0, 1)  # heterogeneous signal
-    # Tumour replaces parenchyma (and caps), and effaces sulcal CSF (mass effect).
-    fr["tumour"][box] = s * (gm + wm + cap) + 0.8 * s * csf
+    # Tumour replaces parenchyma (and caps), and effaces sulcal, not ventricular, CSF (mass effect).
+    efface = 0.8 * s * (1 - np.clip(vent[box], 0, 1))
+    fr["tumour"][box] = s * (gm + wm + cap) + efface * csf
     for name in ("gm", "wm", "cap"):
         fr[name][box] *= 1 - s
-    fr["csf"][box] *= 1 - 0.8 * s
+    fr["csf"][box] *= 1 - efface
     edge = max(1.0, 0.5 * min(vox))  # partial-volume ramp of small structures, mm
 
     def ball(centre, radius_mm, wobble=0.0):
@@ -430,15 +485,12 @@ def _anatomy(rng: np.random.Generator, shape: tuple, vox: tuple, v: Variant):
     np.clip(brain, 0, 1, out=brain)
     brain_mask = brain > 0.5
     brain *= brain_mask
-    inside = coords[:, brain_mask]
-
-    def warp(key: str) -> np.ndarray:  # only inside the brain: ~20 % of the grid at full size
-        out = np.zeros(shape, np.float32)
+    inside = coords[:, brain_mask]  # only inside the brain: ~20 % of the grid at full size
+    del coords
+    gm, wm, vent, pv = (np.zeros(shape, np.float32) for _ in range(4))
+    for key, out in (("gm", gm), ("wm", wm), ("vent", vent), ("pv", pv)):
         out[brain_mask] = ndi.map_coordinates(tmpl[key], inside, order=1, prefilter=False)
-        return out
-
-    gm, wm, vent, pv = warp("gm"), warp("wm"), warp("vent"), warp("pv")
-    del coords, inside
+    del inside
     scale = np.minimum(brain / np.maximum(gm + wm, 1e-6), 1.0)  # fractions never exceed the brain
     gm *= scale
     wm *= scale
@@ -459,23 +511,29 @@ def _add_distractors(rng, fr, brain_mask, vent, pv, axes, vox, v: Variant) -> No
     if rng.random() < v.choroid_prob:  # choroid-plexus glomus in the atrium, replacing CSF
         c = _pick(rng, brain_mask & (vent > 0.6) & (axes[1][None, :, None] < -25))
         if c is not None:
-            box = tuple(slice(max(0, i - int(8 / w) - 1), i + int(8 / w) + 2) for i, w in zip(c, vox))
+            box = tuple(
+                slice(max(0, i - int(8 / w) - 1), i + int(8 / w) + 2) for i, w in zip(c, vox)
+            )
             rel = [a[b] - a[i] for a, b, i in zip(axes, box, c)]
             d = np.sqrt(sum(g**2 for g in np.meshgrid(*rel, indexing="ij", sparse=True)))
-            blob = _blob(d, rng.uniform(3.0, 5.5), max(1.0, 0.5 * min(vox))) * np.clip(vent[box], 0, 1)
+            blob = _blob(d, rng.uniform(3.0, 5.5), max(1.0, 0.5 * min(vox))) * np.clip(
+                vent[box], 0, 1
+            )
             fr["choroid"][box] = np.minimum(blob, fr["csf"][box])
             fr["csf"][box] -= fr["choroid"][box]
 
 
 def _render(rng, fr, brain_mask, axes, v: Variant) -> dict[str, np.ndarray]:
-    """Seven sequences from the tissue fractions: jittered table, bias, Rician noise, zero outside."""
+    """Seven sequences from tissue fractions: jittered table, bias, Rician noise, zero outside."""
     shape = brain_mask.shape
     idx = np.flatnonzero(brain_mask)
     frac = np.stack([fr[t].ravel()[idx] for t in TISSUES])  # (tissues, brain voxels)
     images = {}
     for mod in MODALITIES:
-        table = np.array([v.intensity_override.get((mod, t), x)
-                          for t, x in zip(TISSUES, INTENSITY[mod])], np.float32)
+        table = np.array(
+            [v.intensity_override.get((mod, t), x) for t, x in zip(TISSUES, INTENSITY[mod])],
+            np.float32,
+        )
         table *= np.exp(rng.normal(0, v.contrast_jitter, len(TISSUES))).astype(np.float32)
         table[TISSUES.index("wm")] = 1.0  # white matter is the reference
         gain = SCANNER_SCALE[mod] * (1.0 if mod == "adc" else rng.uniform(0.7, 1.3))
@@ -508,24 +566,32 @@ def simulate_subject(
     """
     v = _variant(variant)
     shape = tuple(int(n) for n in shape)
-    seed = [int(rng_seed)] if isinstance(rng_seed, (int, np.integer)) else [int(x) for x in rng_seed]
+    seed = (
+        [int(rng_seed)] if isinstance(rng_seed, (int, np.integer)) else [int(x) for x in rng_seed]
+    )
     meta = sample_metadata(seed, index, variant)
     rng = np.random.default_rng(np.random.SeedSequence([*seed, 1]))
     vox = tuple(f / n for f, n in zip(FOV_MM, shape))
     fr, brain_mask, vent, pv, axes = _anatomy(rng, shape, vox, v)
     # Distractors first, so that a tumour reaching them replaces them.
     _add_distractors(rng, fr, brain_mask, vent, pv, axes, vox, v)
-    del vent, pv
-    label, cyst = _add_tumour(rng, fr, brain_mask, axes, vox, v, int(meta["WHO CNS Grade"]))
+    del pv
+    label, cyst = _add_tumour(rng, fr, brain_mask, vent, axes, vox, v, int(meta["WHO CNS Grade"]))
+    del vent
     b = np.maximum(fr["brain"], 1e-6)
     tissue = sum(fr[t] for t in ("gm", "wm", "tumour", "cyst", "enhancing", "cap"))
     parenchyma = brain_mask & ((tissue >= 0.5 * b) | (label > 0))
     distractor = brain_mask & (label == 0) & ((fr["cap"] > 0.4 * b) | (fr["choroid"] > 0.4 * b))
     del tissue, b
     return SimulatedSubject(
-        images=_render(rng, fr, brain_mask, axes, v), label=label,
-        parenchyma=parenchyma.astype(np.uint8), brain=brain_mask.astype(np.uint8), cyst=cyst,
-        distractor=distractor, affine=grid_affine(shape), metadata=meta,
+        images=_render(rng, fr, brain_mask, axes, v),
+        label=label,
+        parenchyma=parenchyma.astype(np.uint8),
+        brain=brain_mask.astype(np.uint8),
+        cyst=cyst,
+        distractor=distractor,
+        affine=grid_affine(shape),
+        metadata=meta,
     )
 
 
@@ -567,7 +633,10 @@ def _write_subject(out: str, index: int, seed: int, shape: tuple, variant: str) 
     sub = simulate_subject(subject_seed(seed, index, variant), shape, variant, index)
     files[0].parent.mkdir(parents=True, exist_ok=True)
     arrays = [(sub.images[m], np.int16) for m in MODALITIES] + [
-        (sub.label, np.uint8), (sub.parenchyma, np.uint8), (sub.brain, np.uint8)]
+        (sub.label, np.uint8),
+        (sub.parenchyma, np.uint8),
+        (sub.brain, np.uint8),
+    ]
     for path, (array, dtype) in zip(files, arrays):
         if path in missing:  # never overwrite: existing files came from the same arguments
             _save(array, sub.affine, dtype, path)
@@ -575,8 +644,10 @@ def _write_subject(out: str, index: int, seed: int, shape: tuple, variant: str) 
 
 
 def _write_metadata(out: Path, n_subjects: int, seed: int, variant: str) -> None:
-    rows = [sample_metadata(subject_seed(seed, i, variant), i, variant)
-            for i in range(1, n_subjects + 1)]
+    rows = [
+        sample_metadata(subject_seed(seed, i, variant), i, variant)
+        for i in range(1, n_subjects + 1)
+    ]
     with open(out / METADATA_CSV, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=METADATA_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -594,8 +665,11 @@ def _prepare_out(out: Path, manifest: dict, overwrite: bool) -> None:
         except (OSError, ValueError):
             previous = None
         if previous != manifest:
-            what = ("a synthetic set made with other arguments " + _describe(previous)
-                    if isinstance(previous, dict) else f"{len(entries)} other entries")
+            what = (
+                "a synthetic set made with other arguments " + _describe(previous)
+                if isinstance(previous, dict)
+                else f"{len(entries)} other entries"
+            )
             raise DataError(
                 f"output folder {out} is not empty (it holds {what}); choose an empty folder, "
                 "re-run with the same arguments to resume, or pass --overwrite to replace it"
@@ -669,8 +743,14 @@ def generate_dataset(
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     n_subjects = int(n_subjects)
-    manifest = {"generator": "mutual_seg.data.synthetic", "version": GENERATOR_VERSION,
-                "subjects": n_subjects, "seed": int(seed), "shape": list(shape), "variant": variant}
+    manifest = {
+        "generator": "mutual_seg.data.synthetic",
+        "version": GENERATOR_VERSION,
+        "subjects": n_subjects,
+        "seed": int(seed),
+        "shape": list(shape),
+        "variant": variant,
+    }
     _prepare_out(out, manifest, overwrite)
     _write_metadata(out, n_subjects, int(seed), variant)
     indices = list(range(1, n_subjects + 1))
@@ -684,9 +764,13 @@ def generate_dataset(
                 bar.advance(task)
         else:
             # spawn: no fork of a process that runs rich's refresh thread
-            with ProcessPoolExecutor(min(workers, len(indices)), mp_context=get_context("spawn")) as pool:
-                jobs = [pool.submit(_write_subject, str(out), i, int(seed), shape, variant)
-                        for i in indices]
+            with ProcessPoolExecutor(
+                min(workers, len(indices)), mp_context=get_context("spawn")
+            ) as pool:
+                jobs = [
+                    pool.submit(_write_subject, str(out), i, int(seed), shape, variant)
+                    for i in indices
+                ]
                 for job in as_completed(jobs):
                     job.result()
                     bar.advance(task)
@@ -699,21 +783,39 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m mutual_seg.data.synthetic``: 0 on success, 2 with one ``error:`` line otherwise."""
-    parser = _Parser(prog="python -m mutual_seg.data.synthetic",
-                     description="Write a synthetic astrocytoma data set in the UCSF-PDGM layout.")
+    """`python -m mutual_seg.data.synthetic`: 0 on success, 2 and one `error:` line otherwise."""
+    parser = _Parser(
+        prog="python -m mutual_seg.data.synthetic",
+        description="Write a synthetic astrocytoma data set in the UCSF-PDGM layout.",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--subjects", type=int, required=True, help="number of subjects")
     parser.add_argument("--seed", type=int, default=0, help="data set seed (default 0)")
-    parser.add_argument("--shape", type=int, nargs=3, default=(240, 240, 155), metavar=("X", "Y", "Z"),
-                        help="voxels over the fixed 240x240x155 mm field of view")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        default=(240, 240, 155),
+        metavar=("X", "Y", "Z"),
+        help="voxels over the fixed 240x240x155 mm field of view",
+    )
     parser.add_argument("--variant", default="default", choices=sorted(VARIANTS))
-    parser.add_argument("--workers", type=int, default=None, help="processes (default min(2, CPUs))")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes (default min(2, CPUs))"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     try:
         args = parser.parse_args(argv)
-        ids = generate_dataset(args.out, args.subjects, args.seed, args.shape, args.variant,
-                               args.workers, args.overwrite, progress=sys.stderr.isatty())
+        ids = generate_dataset(
+            args.out,
+            args.subjects,
+            args.seed,
+            args.shape,
+            args.variant,
+            args.workers,
+            args.overwrite,
+            progress=sys.stderr.isatty(),
+        )
     except MutualSegError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
