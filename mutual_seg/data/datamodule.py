@@ -20,6 +20,7 @@ from mutual_seg.data.preprocess import CachedSubject, VolumeCache
 from mutual_seg.data.slices import SliceDataset, VolumeDataset
 from mutual_seg.data.splits import Split, make_split
 from mutual_seg.data.subject import Subject
+from mutual_seg.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,13 @@ class SegDataModule(pl.LightningDataModule):
         step = self.val_slice_step if part == "val" else 1
         dataset = VolumeDataset(self.subjects[part], self.modalities, slice_step=step)
         world, rank = self._world()
+        if world > 1 and len(dataset) < world:
+            # Every rank must evaluate at least one subject: Lightning's sampler asserts, and a rank without
+            # batches would never join the metric sync.
+            raise ConfigError(
+                f"{len(dataset)} {part} subject(s) cannot be shared by {world} processes (each needs one); "
+                f"use fewer devices or more {part} subjects (data.split.val_fraction, n_folds)"
+            )
         sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
         # batch_size=None: one whole subject per item, no collation; at most 1 worker keeps memory low.
         return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=min(self.num_workers, 1))

@@ -133,7 +133,8 @@ class VolumeDataset(Dataset):
         step = slice(None, None, self.slice_step)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(subject.load_image(self.modalities)[step], dtype=np.float32)),
-            "label": torch.from_numpy(np.ascontiguousarray(subject.load_label()[step])),
+            # np.array copies: a tensor over the read-only memory map would be unwritable (and share the file)
+            "label": torch.from_numpy(np.array(subject.load_label()[step], order="C")),
             "mask": torch.from_numpy(np.ascontiguousarray(subject.load_mask()[step]) > 0),
             "spacing": torch.tensor(subject.spacing, dtype=torch.float64),
             "affine": torch.from_numpy(np.asarray(subject.affine, dtype=np.float64)),
