@@ -7,6 +7,7 @@ resolved config). Sweeps are plain Hydra multiruns: ``python -m mutual_seg.run m
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -32,6 +33,24 @@ def _instantiate_all(node: DictConfig | None) -> list[Any]:
     return [instantiate(child) for child in (node or {}).values() if isinstance(child, DictConfig) and "_target_" in child]
 
 
+class _ResultWriter(pl.Callback):
+    """Writes ``metrics.csv``/``summary.json`` on global rank 0 as soon as testing ends.
+
+    Under ``ddp_spawn`` testing runs in worker processes whose module state (the gathered test rows) never
+    returns to the main process, so the files must be written where the rows are: here, not after ``test()``.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.extra: dict[str, Any] = {}
+        self.summary: dict[str, Any] | None = None
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.summary = write_results(pl_module.test_rows, self.out_dir, self.extra)
+            print_results(pl_module.test_rows, self.summary)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; return the test summary (empty if not tested)."""
     pl.seed_everything(cfg.seed, workers=True)
@@ -43,8 +62,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module: SegModule = instantiate(cfg.module)
     if cfg.ckpt_path:
         check_checkpoint(cfg.ckpt_path, module.hparams)
+    writer = _ResultWriter(out_dir)
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")), logger=_instantiate_all(cfg.get("logger")) or False
+        cfg.trainer,
+        callbacks=[*_instantiate_all(cfg.get("callbacks")), writer],
+        logger=_instantiate_all(cfg.get("logger")) or False,
     )
     if trainer.is_global_zero:
         log.info("model: %s", format_summary(model_summary(module.net)))
@@ -58,11 +80,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         best = best or None
     summary: dict[str, Any] = {}
     if cfg.test:
+        writer.extra = {"checkpoint": str(best) if best else None, "modalities": list(cfg.modality.names), "fold": cfg.fold}
         trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
         if trainer.is_global_zero:
-            extra = {"checkpoint": str(best) if best else None, "modalities": list(cfg.modality.names), "fold": cfg.fold}
-            summary = write_results(module.test_rows, out_dir, extra)
-            print_results(module.test_rows, summary)
+            # Under ddp_spawn the writer ran in a worker: its summary is only on disk.
+            summary = writer.summary or json.loads((out_dir / "summary.json").read_text())
             log.info("results written to %s", out_dir)
     return summary
 
