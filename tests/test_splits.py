@@ -46,3 +46,8 @@ def test_fixed_split_matches_the_paper_table1_sizes():
 def test_impossible_folds_are_config_errors(kwargs):
     with pytest.raises(ConfigError):
         make_split(PATIENTS, seed=0, val_fraction=0.1, **kwargs)
+
+
+def test_fixed_test_all_makes_every_patient_a_test_patient():
+    split = make_split(PATIENTS, fold=0, n_folds=5, seed=0, val_fraction=0.1, fixed_test="all")
+    assert split.test == tuple(PATIENTS) and split.train == () and split.val == ()

@@ -107,7 +107,7 @@ class SegDataModule(pl.LightningDataModule):
         if self.split is None:
             self.setup()
         parts = ", ".join(f"{p} {len(self.subjects[p])}" for p in ("train", "val", "test"))
-        first = self.subjects["train"][0]
+        first = next(s for p in ("train", "val", "test") for s in self.subjects[p])
         return (
             f"data {type(self.layout).__name__} at {self.layout.root}: modalities {'+'.join(self.modalities)}; "
             f"subjects {parts} (fold {self.split_settings.get('fold')} of {self.split_settings.get('n_folds')}); "

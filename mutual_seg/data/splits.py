@@ -51,7 +51,7 @@ def make_split(
     n_folds: int,
     seed: int,
     val_fraction: float,
-    fixed_test: int | None = None,
+    fixed_test: int | str | None = None,
 ) -> Split:
     """Split patients into train/val/test.
 
@@ -61,12 +61,17 @@ def make_split(
         n_folds: number of folds (k-fold mode).
         seed: seed of the permutation.
         val_fraction: share of the non-test patients used for validation (at least one if > 0).
-        fixed_test: if set, a fixed split with this many test patients instead of k-fold (paper Table 1: 10).
+        fixed_test: if set, a fixed split with this many test patients instead of k-fold (paper Table 1: 10);
+            ``"all"``: every patient is a test patient (evaluate a trained model on another data set).
 
     Returns:
         The patient ids of each part, each sorted.
     """
     unique = sorted(set(patient_ids))
+    if fixed_test == "all":
+        return Split(train=(), val=(), test=tuple(unique))
+    if isinstance(fixed_test, str):
+        raise ConfigError(f"split.fixed_test={fixed_test!r} must be an integer, 'all' or null")
     if fixed_test is not None:
         if not 0 < fixed_test < len(unique):
             raise ConfigError(
