@@ -27,9 +27,11 @@ class SliceDataset(Dataset):
         subjects: cached subjects to draw slices from.
         modalities: input modalities, in the network's order.
         selection: ``brain`` (slices holding brain, the default), ``tumour`` (slices holding tumour) or ``all``.
-        patch_size: optional (H, W) random crop, centred on a brain pixel, or on a tumour pixel with
-            probability ``foreground_prob`` (nnU-Net-style oversampling of the rare class).
-        foreground_prob: see ``patch_size``.
+        patch_size: optional (H, W) random crop, centred on a random brain pixel, or on a tumour pixel
+            when the sample is a foreground one (see ``foreground_prob``).
+        foreground_prob: chance that a sample is swapped for a random tumour slice of the same subject
+            (and, with patches, centred on tumour): nnU-Net-style oversampling of the rare class, which
+            otherwise sits in a small share of the brain slices.
         augment: optional on-the-fly augmentation.
     """
 
@@ -50,6 +52,7 @@ class SliceDataset(Dataset):
         self.foreground_prob = foreground_prob
         self.augment = augment
         self.index = self._build_index(selection)
+        self.tumour_slices = self._tumour_slices() if foreground_prob > 0 else [np.array([])] * len(self.subjects)
         self._arrays: dict[int, tuple[list[np.ndarray], np.ndarray, np.ndarray]] = {}
         if not self.index:
             raise ConfigError(f"no training slices match selection={selection!r}; use data.slices.selection=all")
@@ -65,6 +68,9 @@ class SliceDataset(Dataset):
                 keep = subject.load_label().reshape(subject.shape[0], -1).any(axis=1)
             index.extend((s, int(z)) for z in np.flatnonzero(keep))
         return index
+
+    def _tumour_slices(self) -> list[np.ndarray]:
+        return [np.flatnonzero(s.load_label().reshape(s.shape[0], -1).any(axis=1)) for s in self.subjects]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -83,20 +89,24 @@ class SliceDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         s, z = self.index[i]
+        rng = np.random.default_rng([torch.initial_seed() % 2**32, i])
+        foreground = rng.random() < self.foreground_prob and self.tumour_slices[s].size > 0
+        if foreground:
+            z = int(rng.choice(self.tumour_slices[s]))
         images, label, mask = self._open(s)
         image = np.stack([np.asarray(volume[z], dtype=np.float32) for volume in images])  # [I, X, Y]
         target = np.array(label[z])  # [O, X, Y], a writable copy of the memory map
-        rng = np.random.default_rng([torch.initial_seed() % 2**32, i])
         if self.patch_size is not None:
-            image, target = self._crop(image, target, np.asarray(mask[z]), rng)
+            image, target = self._crop(image, target, np.asarray(mask[z]), foreground, rng)
         if self.augment is not None:
             image, target = self.augment(image, target, rng)
         return {"image": torch.from_numpy(np.ascontiguousarray(image)),
                 "label": torch.from_numpy(np.ascontiguousarray(target)).float()}
 
-    def _crop(self, image: np.ndarray, target: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+    def _crop(self, image: np.ndarray, target: np.ndarray, mask: np.ndarray, foreground: bool,
+              rng: np.random.Generator):
         ph, pw = self.patch_size
-        candidates = np.flatnonzero(target.any(axis=0)) if rng.random() < self.foreground_prob else np.array([])
+        candidates = np.flatnonzero(target.any(axis=0)) if foreground else np.array([])
         if candidates.size == 0:
             candidates = np.flatnonzero(mask)
         if candidates.size == 0:
