@@ -20,6 +20,7 @@ from torchmetrics import MeanMetric
 
 from mutual_seg.errors import CheckpointError
 from mutual_seg.metrics import dice_score, segmentation_metrics
+from mutual_seg.postprocess import remove_small_components
 
 
 def to_plain(value: Any) -> Any:
@@ -41,6 +42,7 @@ class SegModule(pl.LightningModule):
         preprocessing: normalization and label settings the data were prepared with.
         threshold: on the sigmoid output, for masks.
         inference_batch_size: slices per forward pass when predicting whole volumes.
+        min_component_mm3: predicted 3D components smaller than this are removed (0: none, as in the paper).
     """
 
     def __init__(
@@ -53,10 +55,12 @@ class SegModule(pl.LightningModule):
         preprocessing: Mapping[str, Any],
         threshold: float,
         inference_batch_size: int,
+        min_component_mm3: float,
     ) -> None:
         super().__init__()
         hparams = dict(net=net, loss=loss, optimizer=optimizer, scheduler=scheduler, modalities=modalities,
-                       preprocessing=preprocessing, threshold=threshold, inference_batch_size=inference_batch_size)
+                       preprocessing=preprocessing, threshold=threshold, inference_batch_size=inference_batch_size,
+                       min_component_mm3=min_component_mm3)
         self.save_hyperparameters({k: to_plain(v) for k, v in hparams.items()})
         self.net = instantiate(self.hparams.net)
         self.loss_fn = instantiate(self.hparams.loss)
@@ -105,9 +109,16 @@ class SegModule(pl.LightningModule):
         full[box] = probs
         return full
 
+    def segment_volume(self, image: torch.Tensor, spacing: Sequence[float], mask: torch.Tensor | None = None) -> np.ndarray:
+        """Binary masks [Z, O, X, Y] of a volume given as slices [Z, I, X, Y]: threshold, then post-processing."""
+        pred = (self.predict_volume(image, mask=mask) >= self.hparams.threshold).numpy()
+        for o in range(pred.shape[1]):
+            pred[:, o] = remove_small_components(pred[:, o], spacing, self.hparams.min_component_mm3)
+        return pred
+
     def _masks(self, batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        probs = self.predict_volume(batch["image"], mask=batch.get("mask"))
-        pred = (probs >= self.hparams.threshold).numpy()
+        spacing = tuple(float(s) for s in batch["spacing"])
+        pred = self.segment_volume(batch["image"], spacing, mask=batch.get("mask"))
         return pred, batch["label"].cpu().numpy().astype(bool)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -111,6 +111,17 @@ def test_val_slice_step_halves_validation_but_not_test(tiny_data, out_dir, dm):
     assert np.array_equal(val["label"].numpy(), subject.load_label()[::2])
     assert np.array_equal(val["mask"].numpy(), subject.load_mask()[::2] > 0)
     assert np.array_equal(val["image"][:, 1].numpy(), np.load(subject.images["t2w"])[::2])
+    # the kept slices lie twice as far apart, so volumes in mm^3 (post-processing) stay right
+    z, x, y = SPACING_ZXY
+    assert val["spacing"].tolist() == pytest.approx((2 * z, x, y), rel=1e-5)
+    assert test["spacing"].tolist() == pytest.approx(SPACING_ZXY, rel=1e-5)
+
+
+def test_summary_of_a_test_only_split_counts_no_training_slices(tiny_data, out_dir):
+    # split.fixed_test=all tests a trained model on every subject of another data set: nothing trains
+    dm_all = _datamodule(["data.split.fixed_test=all"], tiny_data, out_dir)
+    assert not dm_all.subjects["train"] and len(dm_all.subjects["test"]) == 10
+    assert "subjects train 0, val 0, test 10" in dm_all.summary() and "0 training slices" in dm_all.summary()
 
 
 # -- slice selection and patches -------------------------------------------------------------------------------------

@@ -45,8 +45,8 @@ def test_checkpoint_from_another_modality_set_is_refused(make_cfg, tmp_path):
         train(make_cfg(["modality=flair", "train=false", f"ckpt_path={ckpt}"]))
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mutual_seg.run", *args], capture_output=True, text=True, timeout=120)
+def _cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mutual_seg.run", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,32 @@ def test_missing_data_directory_exits_2_and_says_how_to_make_the_synthetic_set(t
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "mutual_seg.data.synthetic" in last
+
+
+def test_short_training_beats_an_all_zero_prediction_on_held_out_subjects(make_cfg, tmp_path):
+    # Every tiny synthetic subject holds a tumour, so predicting nothing scores Dice 0 on each test subject.
+    summary = train(make_cfg([
+        "trainer.max_epochs=4", "trainer.limit_train_batches=15", "data.batch_size=8",
+        "optim.optimizer.lr=0.003", "model.net.features=[8,16,32]", "module.min_component_mm3=200",
+    ]))
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert len(rows) == summary["n_subjects"] == 5  # fold 0 of 2 over 10 subjects
+    assert summary["metrics"]["Dc"]["mean"] > 0.4, summary["metrics"]["Dc"]
+    assert all(float(r["Dc"]) > 0.1 for r in rows), [r["Dc"] for r in rows]
+
+
+def test_multirun_writes_one_result_folder_per_job(tiny_data, tmp_path):
+    result = _cli(
+        "-m", "modality=flair,flair_t2w", f"data.layout.root={tiny_data}", f"paths.log_dir={tmp_path}",
+        f"paths.cache_dir={tmp_path}/cache", "trainer=cpu", "logger=none", "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1", "~callbacks.progress_bar", "data.num_workers=0", "data.cache_workers=0",
+        "n_folds=2", "model.net.features=[4,8,16]", timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # one folder per job, directly in the sweep folder, named by its overrides (paths left out: no nesting)
+    jobs = sorted(p.parent for p in tmp_path.glob("train/multiruns/*/*/summary.json"))
+    assert len(jobs) == 2 and "modality=flair," in jobs[0].name + "," and "modality=flair_t2w" in jobs[1].name
+    assert not any(str(tiny_data.name) in job.name for job in jobs)
+    for job, names in zip(jobs, (["flair"], ["flair", "t2w"])):
+        assert json.loads((job / "summary.json").read_text())["modalities"] == names
+        assert (job / "metrics.csv").is_file() and (job / "checkpoints" / "best.ckpt").is_file()

@@ -108,11 +108,13 @@ class SegDataModule(pl.LightningDataModule):
             self.setup()
         parts = ", ".join(f"{p} {len(self.subjects[p])}" for p in ("train", "val", "test"))
         first = next(s for p in ("train", "val", "test") for s in self.subjects[p])
+        # With split.fixed_test=all (testing a trained model on another data set) nothing trains.
+        slices = len(self.train_dataset()) if self.subjects["train"] else 0
         return (
             f"data {type(self.layout).__name__} at {self.layout.root}: modalities {'+'.join(self.modalities)}; "
             f"subjects {parts} (fold {self.split_settings.get('fold')} of {self.split_settings.get('n_folds')}); "
             f"volume [Z, X, Y] {tuple(first.shape)} at {tuple(round(s, 3) for s in first.spacing)} mm; "
-            f"{len(self.train_dataset())} training slices ({self.slice_settings.get('selection')})"
+            f"{slices} training slices ({self.slice_settings.get('selection')})"
         )
 
     # -- datasets and loaders --------------------------------------------------------------------

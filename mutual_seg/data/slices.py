@@ -126,7 +126,7 @@ class VolumeDataset(Dataset):
     """Whole subjects for validation, test and prediction (3D metrics need the whole volume).
 
     Items: ``image`` [Z, I, X, Y] float32, ``label`` [Z, O, X, Y] uint8, ``mask`` [Z, X, Y] bool (the
-    normalization mask: where the brain is), ``spacing`` (z, x, y) in mm,
+    normalization mask: where the brain is), ``spacing`` (z, x, y) in mm (z times ``slice_step``),
     ``affine`` (4, 4) of the source NIfTI, ``id`` the subject id. Use with ``batch_size=None``.
     """
 
@@ -146,7 +146,8 @@ class VolumeDataset(Dataset):
             # np.array copies: a tensor over the read-only memory map would be unwritable (and share the file)
             "label": torch.from_numpy(np.array(subject.load_label()[step], order="C")),
             "mask": torch.from_numpy(np.ascontiguousarray(subject.load_mask()[step]) > 0),
-            "spacing": torch.tensor(subject.spacing, dtype=torch.float64),
+            # every n-th slice: the kept slices lie n times further apart (volumes in mm^3 stay right)
+            "spacing": torch.tensor(subject.spacing, dtype=torch.float64) * torch.tensor([self.slice_step, 1.0, 1.0]),
             "affine": torch.from_numpy(np.asarray(subject.affine, dtype=np.float64)),
             "id": subject.id,
         }

@@ -8,7 +8,8 @@ modalities means something:
 
 * tumours are lobulated (a noisy ellipsoid grown preferentially along white matter) and diffuse:
   the abnormal signal fades outwards and the label's outer boundary (label 2) sits where only
-  ``edge_level`` (~20 %) of the full tumour contrast is left, then fades to normal beyond it;
+  ``edge_level`` (8-28 %, drawn per subject: annotators differ in how much of the faint
+  infiltrative margin they include) of the full tumour contrast is left, then fades to normal;
 * CSF is bright on T2w but dark on FLAIR;
 * some tumours hold CSF-like cysts (T2w bright, FLAIR dark) that the label counts as tumour
   (label 1, paper Fig. 7); some have a small enhancing focus on T1c (label 4);
@@ -76,7 +77,7 @@ FOV_MM = (240.0, 240.0, 155.0)
 FOV_CENTRE = (0.0, -17.0, 13.5)
 # Global scaling pivots near the top of the brain, so the vertex stays inside the field of view.
 SCALE_CENTRE = np.array([0.0, -17.0, 20.0])
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: edge_level widened to 8-28 % (annotators differ on the infiltrative margin)
 MANIFEST = "synthetic_dataset.json"
 METADATA_CSV = "UCSF-PDGM-metadata_v5.csv"
 SEQUENCE_SUFFIX = {
@@ -134,7 +135,7 @@ class Variant:
     tumour_aspect: tuple = (0.75, 1.35)
     lobulation: tuple = (0.15, 0.40)  # smooth-noise amplitude on the normalized radius
     wm_preference: float = 0.2  # growth along white matter
-    edge_level: tuple = (0.15, 0.28)  # share of tumour contrast left at the label edge
+    edge_level: tuple = (0.08, 0.28)  # share of tumour contrast left at the label edge
     grade_probs: tuple = (0.5, 0.3, 0.2)  # WHO grades 2, 3, 4
     enhancing_prob: tuple = (0.15, 0.35, 0.8)  # per grade
     cyst_prob: float = 0.4
