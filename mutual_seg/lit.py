@@ -58,9 +58,9 @@ class SegModule(pl.LightningModule):
         min_component_mm3: float,
     ) -> None:
         super().__init__()
-        hparams = dict(net=net, loss=loss, optimizer=optimizer, scheduler=scheduler, modalities=modalities,
-                       preprocessing=preprocessing, threshold=threshold, inference_batch_size=inference_batch_size,
-                       min_component_mm3=min_component_mm3)
+        hparams = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler, "modalities": modalities,
+                   "preprocessing": preprocessing, "threshold": threshold,
+                   "inference_batch_size": inference_batch_size, "min_component_mm3": min_component_mm3}
         self.save_hyperparameters({k: to_plain(v) for k, v in hparams.items()})
         self.net = instantiate(self.hparams.net)
         self.loss_fn = instantiate(self.hparams.loss)
@@ -178,7 +178,7 @@ def check_checkpoint(path: str | Path, expected: Mapping[str, Any]) -> dict[str,
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         hparams = dict(checkpoint["hyper_parameters"])
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
+    except Exception as err:
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}); pass a .ckpt written by mutual_seg") from err
     for key in ("modalities", "net", "preprocessing"):
         found, wanted = hparams.get(key), to_plain(expected.get(key))

@@ -18,7 +18,9 @@ TINY_SHAPE = (48, 48, 24)
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """Ten tiny synthetic subjects (48 x 48 x 24 voxels over the usual 240 x 240 x 155 mm field of view)."""
-    from mutual_seg.data.synthetic import generate_dataset  # imported here: only tests that need data pay for it
+    from mutual_seg.data.synthetic import (
+        generate_dataset,  # imported here: only tests that need data pay for it
+    )
 
     root = tmp_path_factory.mktemp("data") / "synthetic"
     generate_dataset(root, n_subjects=10, seed=3, shape=TINY_SHAPE, workers=1)

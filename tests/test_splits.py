@@ -42,7 +42,7 @@ def test_fixed_split_matches_the_paper_table1_sizes():
     assert len(split.test) == 10 and len(split.train) + len(split.val) == 25
 
 
-@pytest.mark.parametrize("kwargs", [dict(fold=5, n_folds=5), dict(fold=0, n_folds=1), dict(fold=0, n_folds=40)])
+@pytest.mark.parametrize("kwargs", [{"fold": 5, "n_folds": 5}, {"fold": 0, "n_folds": 1}, {"fold": 0, "n_folds": 40}])
 def test_impossible_folds_are_config_errors(kwargs):
     with pytest.raises(ConfigError):
         make_split(PATIENTS, seed=0, val_fraction=0.1, **kwargs)

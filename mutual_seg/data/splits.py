@@ -81,7 +81,7 @@ def make_split(
     else:
         test = kfold_test_patients(unique, n_folds, fold, seed)
     rest = [p for p in _permuted(unique, seed + 1) if p not in set(test)]
-    n_val = int(round(val_fraction * len(rest)))
+    n_val = round(val_fraction * len(rest))
     if val_fraction > 0:
         n_val = max(1, n_val)
     if n_val >= len(rest):
