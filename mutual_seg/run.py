@@ -89,13 +89,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def user_error(err: BaseException) -> MutualSegError | None:
+    """The ``MutualSegError`` behind ``err``, if any.
+
+    Hydra wraps whatever a ``_target_`` raises in an ``InstantiationException`` (once per nesting level, e.g.
+    the network inside the LightningModule), so a user error raised while building an object sits in the chain.
+    """
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, MutualSegError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         summary = train(cfg)
-    except MutualSegError as err:
+    except Exception as err:
+        found = user_error(err)
+        if found is None:
+            raise
         # One line and exit code 2 for anything the user can fix; SystemExit passes through Hydra untouched.
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {found}", file=sys.stderr)
         sys.exit(2)
     metrics = summary.get("metrics", {})
     return metrics.get("Dc", {}).get("mean") if metrics else None  # for Hydra sweepers that optimise
