@@ -43,7 +43,6 @@ def test_ddp_cpu_config_is_two_processes_with_spawn(tmp_path):
     assert (cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.strategy) == ("cpu", 2, "ddp_spawn")
 
 
-@pytest.mark.slow
 def test_every_test_subject_appears_exactly_once(ddp_run):
     out, summary, expected = ddp_run
     rows = _rows(out / "metrics.csv")
@@ -52,7 +51,6 @@ def test_every_test_subject_appears_exactly_once(ddp_run):
     assert Path(summary["checkpoint"]).name == "best.ckpt"  # the best path came back from the fit workers
 
 
-@pytest.mark.slow
 def test_logged_test_dice_is_the_mean_of_the_per_subject_dice(ddp_run):
     out, summary, _ = ddp_run
     dices = [float(r["Dc"]) for r in _rows(out / "metrics.csv")]
@@ -64,7 +62,6 @@ def test_logged_test_dice_is_the_mean_of_the_per_subject_dice(ddp_run):
     assert len(set(dices)) > 1  # the comparison is not between constants
 
 
-@pytest.mark.slow
 def test_single_process_run_gives_the_same_per_subject_metrics(ddp_run, tiny_data, tmp_path):
     out, summary, _ = ddp_run
     single = tmp_path / "single"
