@@ -668,6 +668,7 @@ def _prepare_out(out: Path, manifest: dict, overwrite: bool) -> None:
         if previous != manifest:
             what = (
                 "a synthetic set made with other arguments " + _describe(previous)
+                + f", where this generator is version {GENERATOR_VERSION}"
                 if isinstance(previous, dict)
                 else f"{len(entries)} other entries"
             )
@@ -682,7 +683,7 @@ def _prepare_out(out: Path, manifest: dict, overwrite: bool) -> None:
 
 
 def _describe(manifest: dict) -> str:
-    keys = ("subjects", "seed", "shape", "variant")
+    keys = ("subjects", "seed", "shape", "variant", "version")
     return "(" + ", ".join(f"{k}={manifest.get(k)}" for k in keys) + ")"
 
 
