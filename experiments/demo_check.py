@@ -40,8 +40,9 @@ def main() -> int:
         out = job / "shifted"
         if not (out / "summary.json").is_file():
             subprocess.run([sys.executable, "-m", "mutual_seg.run", "experiment=demo", "train=false", "logger=none",
-                            f"ckpt_path={job / 'checkpoints' / 'best.ckpt'}", f"data.layout.root={args.shifted}",
-                            "data.split.fixed_test=all", f"hydra.run.dir={out}"], check=True)
+                            # quoted: sweep folder names hold '=', which Hydra's override grammar would split on
+                            f"ckpt_path='{job / 'checkpoints' / 'best.ckpt'}'", f"data.layout.root='{args.shifted}'",
+                            "data.split.fixed_test=all", f"hydra.run.dir='{out}'"], check=True)
         rows.append((job.name, _dice(job / "summary.json"), _dice(out / "summary.json")))
     print("| job | test Dice (held-out, default generator) | Dice on the shifted set |\n|---|---|---|")
     for name, held_out, shifted in rows:
