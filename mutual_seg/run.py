@@ -93,14 +93,13 @@ def user_error(err: BaseException) -> MutualSegError | None:
     """The ``MutualSegError`` behind ``err``, if any.
 
     Hydra wraps whatever a ``_target_`` raises in an ``InstantiationException`` (once per nesting level, e.g.
-    the network inside the LightningModule), so a user error raised while building an object sits in the chain.
+    the network inside the LightningModule, each ``raise ... from``), so a user error raised while building an
+    object sits in the ``__cause__`` chain. (Not ``__context__``: a bug hit while handling a user error is a bug.)
     """
     seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, MutualSegError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+    while seen is not None and not isinstance(seen, MutualSegError):
+        seen = seen.__cause__
+    return seen
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")

@@ -20,6 +20,11 @@ from mutual_seg.errors import ConfigError
 SELECTIONS = ("brain", "tumour", "all")
 
 
+def occupied_slices(volume: np.ndarray) -> np.ndarray:
+    """Indices of the axial slices (first axis) that hold any non-zero voxel."""
+    return np.flatnonzero(volume.reshape(volume.shape[0], -1).any(axis=1))
+
+
 class SliceDataset(Dataset):
     """Axial training slices: ``{"image": [I, H, W] float32, "label": [O, H, W] float32}``.
 
@@ -51,8 +56,11 @@ class SliceDataset(Dataset):
         self.patch_size = tuple(patch_size) if patch_size else None
         self.foreground_prob = foreground_prob
         self.augment = augment
+        # Slices holding tumour, per subject: for foreground oversampling and the ``tumour`` selection.
+        needed = foreground_prob > 0 or selection == "tumour"
+        self.tumour_slices = [occupied_slices(s.load_label()) if needed else np.array([], dtype=np.int64)
+                              for s in self.subjects]
         self.index = self._build_index(selection)
-        self.tumour_slices = self._tumour_slices() if foreground_prob > 0 else [np.array([])] * len(self.subjects)
         self._arrays: dict[int, tuple[list[np.ndarray], np.ndarray, np.ndarray]] = {}
         if not self.index:
             raise ConfigError(f"no training slices match selection={selection!r}; use data.slices.selection=all")
@@ -61,16 +69,13 @@ class SliceDataset(Dataset):
         index = []
         for s, subject in enumerate(self.subjects):
             if selection == "all":
-                keep = np.ones(subject.shape[0], dtype=bool)
+                keep = np.arange(subject.shape[0])
             elif selection == "brain":
-                keep = subject.load_mask().reshape(subject.shape[0], -1).any(axis=1)
+                keep = occupied_slices(subject.load_mask())
             else:
-                keep = subject.load_label().reshape(subject.shape[0], -1).any(axis=1)
-            index.extend((s, int(z)) for z in np.flatnonzero(keep))
+                keep = self.tumour_slices[s]
+            index.extend((s, int(z)) for z in keep)
         return index
-
-    def _tumour_slices(self) -> list[np.ndarray]:
-        return [np.flatnonzero(s.load_label().reshape(s.shape[0], -1).any(axis=1)) for s in self.subjects]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
