@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torchmetrics import MeanMetric
 
-from mutual_seg.errors import CheckpointError
+from mutual_seg.errors import CheckpointError, ConfigError
 from mutual_seg.metrics import dice_score, segmentation_metrics
 from mutual_seg.postprocess import remove_small_components
 
@@ -58,6 +58,8 @@ class SegModule(pl.LightningModule):
         min_component_mm3: float,
     ) -> None:
         super().__init__()
+        if min_component_mm3 < 0:
+            raise ConfigError(f"module.min_component_mm3 must be >= 0 (0 keeps every component), got {min_component_mm3}")
         hparams = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler, "modalities": modalities,
                    "preprocessing": preprocessing, "threshold": threshold,
                    "inference_batch_size": inference_batch_size, "min_component_mm3": min_component_mm3}

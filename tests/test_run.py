@@ -71,6 +71,14 @@ def test_bad_fusion_setting_raised_inside_instantiate_exits_2_with_one_line(tiny
     assert last.startswith("error: unknown mutual attention reading 'sideways'") and "modality, token" in last
 
 
+def test_negative_min_component_volume_exits_2_with_one_line(tiny_data, tmp_path):
+    result = _cli("module.min_component_mm3=-5", f"data.layout.root={tiny_data}", f"paths.log_dir={tmp_path}",
+                  "logger=none")
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: module.min_component_mm3 must be >= 0") and "-5" in last
+
+
 def test_missing_data_directory_exits_2_and_says_how_to_make_the_synthetic_set(tmp_path):
     result = _cli(f"paths.data_dir={tmp_path}/nowhere", f"paths.log_dir={tmp_path}/logs", "logger=none")
     assert result.returncode == 2, result.stderr[-2000:]

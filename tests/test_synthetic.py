@@ -158,6 +158,23 @@ def test_cli_refuses_a_different_data_set_with_one_line(tiny_tree, capsys) -> No
     assert json.loads((out / MANIFEST).read_text())["seed"] == 5  # untouched
 
 
+def test_cli_refuses_a_set_made_by_an_older_generator_and_names_both_versions(tmp_path, capsys) -> None:
+    out = tmp_path / "old"
+    args = ["--out", str(out), "--subjects", "1", "--shape", *map(str, TINY), "--workers", "1"]
+    assert main(args) == 0
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**manifest, "version": manifest["version"] - 1}))
+    image = out / "UCSF-PDGM-0001_nifti" / "UCSF-PDGM-0001_FLAIR.nii.gz"
+    before = image.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    old, new = manifest["version"] - 1, manifest["version"]
+    assert f"version={old}" in err and f"this generator is version {new}" in err and "--overwrite" in err
+    assert image.stat().st_mtime_ns == before  # nothing rewritten
+
+
 def test_non_empty_foreign_folder_is_refused_then_overwritten(tmp_path, capsys) -> None:
     out = tmp_path / "foreign"
     out.mkdir()
