@@ -62,21 +62,20 @@ def test_unknown_group_choice_exits_2_with_one_line(override, expected):
     assert len(lines) == 1 and expected in lines[0]
 
 
-def test_bad_fusion_setting_raised_inside_instantiate_exits_2_with_one_line(tiny_data, tmp_path):
-    # the ConfigError is raised while Hydra instantiates the network inside the module: Hydra wraps it twice
-    result = _cli("model.net.fusion.reading=sideways", f"data.layout.root={tiny_data}", f"paths.log_dir={tmp_path}",
-                  "logger=none")
+@pytest.mark.parametrize(
+    ("override", "start", "detail"),
+    [
+        # raised while Hydra instantiates the network inside the module: Hydra wraps it twice
+        ("model.net.fusion.reading=sideways", "error: unknown mutual attention reading 'sideways'", "modality, token"),
+        # raised when the module itself is built
+        ("module.min_component_mm3=-5", "error: module.min_component_mm3 must be >= 0", "-5"),
+    ],
+)
+def test_bad_setting_raised_while_building_exits_2_with_one_line(tiny_data, tmp_path, override, start, detail):
+    result = _cli(override, f"data.layout.root={tiny_data}", f"paths.log_dir={tmp_path}", "logger=none")
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: unknown mutual attention reading 'sideways'") and "modality, token" in last
-
-
-def test_negative_min_component_volume_exits_2_with_one_line(tiny_data, tmp_path):
-    result = _cli("module.min_component_mm3=-5", f"data.layout.root={tiny_data}", f"paths.log_dir={tmp_path}",
-                  "logger=none")
-    assert result.returncode == 2, result.stderr[-2000:]
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: module.min_component_mm3 must be >= 0") and "-5" in last
+    assert last.startswith(start) and detail in last
 
 
 def test_missing_data_directory_exits_2_and_says_how_to_make_the_synthetic_set(tmp_path):
