@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from mutual_seg.data.preprocess import (
 )
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import ConfigError, DataError, subject_error
+from mutual_seg.runtime.atomic import atomic_write, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -352,23 +351,9 @@ def _read_meta(subject: Subject, plan: dict, meta: dict | None = None) -> Cached
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    """np.save into a temp file in the same folder, then os.replace: readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """np.save through a temporary file in the same folder: readers never see a partial file."""
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
