@@ -28,8 +28,8 @@ def register_resolvers() -> None:
 
 
 def group_options(group: str) -> list[str]:
-    """Config names available in ``conf/<group>/``."""
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    """Config names available in ``conf/<group>/`` (not ``base``: the part other choices share)."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if p.stem != "base")
 
 
 def check_group_overrides(overrides: Sequence[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mutual_seg.metrics import METRIC_NAMES, summarize
+from mutual_seg.runtime.atomic import atomic_write_text
 
 
 def write_results(rows: Sequence[dict[str, Any]], out_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -19,12 +21,14 @@ def write_results(rows: Sequence[dict[str, Any]], out_dir: str | Path, extra: di
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = ["subject"] + (["output"] if any("output" in r for r in rows) else []) + list(METRIC_NAMES)
-    with open(out_dir / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
     summary = {"n_subjects": len({r["subject"] for r in rows}), "metrics": summarize(list(rows)), **(extra or {})}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # atomic: a reader (or a resumed multirun deciding what finished) never sees half a file
+    atomic_write_text(out_dir / "metrics.csv", table.getvalue())
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -23,6 +23,12 @@ from mutual_seg.errors import MutualSegError
 from mutual_seg.lit import SegModule, check_checkpoint
 from mutual_seg.models.summary import format_summary, model_summary
 from mutual_seg.results import print_results, write_results
+from mutual_seg.runtime.atomic import atomic_write_text
+from mutual_seg.runtime.checkpoint_io import AtomicCheckpointIO
+from mutual_seg.runtime.guards import check_run_switches
+from mutual_seg.runtime.preflight import preflight
+from mutual_seg.runtime.provenance import data_fingerprint, write_provenance
+from mutual_seg.runtime.resume import plan_run
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -53,10 +59,13 @@ class _ResultWriter(pl.Callback):
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; return the test summary (empty if not tested)."""
+    check_run_switches(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    plan = plan_run(out_dir, resume=bool(cfg.get("resume")), overwrite=bool(cfg.get("overwrite")))
+    if plan.finished is not None:
+        return plan.finished  # resume=true in a multirun: this job finished earlier
+    atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     datamodule = instantiate(cfg.data)
     module: SegModule = instantiate(cfg.module)
@@ -65,17 +74,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     writer = _ResultWriter(out_dir)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*_instantiate_all(cfg.get("callbacks")), writer],
+        callbacks=[*_instantiate_all(cfg.get("callbacks")), writer, plan.callback],
+        plugins=[AtomicCheckpointIO()],
         logger=_instantiate_all(cfg.get("logger")) or False,
     )
     if trainer.is_global_zero:
         log.info("model: %s", format_summary(model_summary(module.net)))
         datamodule.prepare_data()  # fills the cache with a progress bar; Lightning's own call is then a no-op
         log.info("%s", datamodule.summary())
+        write_provenance(out_dir, data_fingerprint(datamodule.subjects))
 
     best = cfg.ckpt_path
     if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path or cfg.ckpt_path)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         best = best or None
     summary: dict[str, Any] = {}
@@ -121,6 +132,7 @@ def main() -> None:
     """Console entry point: check group choices in one line, then hand over to Hydra."""
     try:
         check_group_overrides(sys.argv[1:])
+        sys.argv[1:] = preflight(sys.argv[1:])
     except MutualSegError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
