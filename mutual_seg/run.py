@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
+from mutual_seg.data.check import check_before_training
 from mutual_seg.errors import MutualSegError
 from mutual_seg.lit import SegModule, check_checkpoint
 from mutual_seg.models.summary import format_summary, model_summary
@@ -80,6 +81,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     if trainer.is_global_zero:
         log.info("model: %s", format_summary(model_summary(module.net)))
+        check_before_training(datamodule.layout, datamodule.modalities, datamodule.skip_incomplete)  # every problem at once
         datamodule.prepare_data()  # fills the cache with a progress bar; Lightning's own call is then a no-op
         log.info("%s", datamodule.summary())
         write_provenance(out_dir, data_fingerprint(datamodule.subjects))
