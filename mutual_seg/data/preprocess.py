@@ -21,6 +21,7 @@ from typing import TypedDict
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import ConfigError, subject_error
@@ -32,7 +33,8 @@ MASK_SOURCES: tuple[str, ...] = ("parenchyma", "brain", "nonzero")
 AFFINE_ATOL = 1e-3  # mm; registered UCSF-PDGM/BraTS volumes agree far better than this
 
 # What nibabel, gzip and zlib raise on a truncated or corrupt file (gzip.BadGzipFile is an OSError).
-_READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, ImageFileError, OSError, ValueError)
+# HeaderDataError: a corrupt header field (e.g. vox_offset 0), found by tests/test_fuzz.py
+_READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, ImageFileError, HeaderDataError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
