@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from mutual_seg.run import train
 
 TINY = ["trainer=cpu", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
@@ -19,8 +21,9 @@ TINY = ["trainer=cpu", "logger=csv", "trainer.max_epochs=2", "trainer.limit_trai
 
 
 def _command(tiny_data: Path, tmp_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "mutual_seg.run", *TINY, f"data.layout.root={tiny_data}",
-            f"paths.cache_dir={tmp_path}/cache", *extra]
+    flags = [e for e in extra if e.startswith("-")]  # Hydra's -m comes before the overrides
+    return [sys.executable, "-m", "mutual_seg.run", *flags, *TINY, f"data.layout.root={tiny_data}",
+            f"paths.cache_dir={tmp_path}/cache", *(e for e in extra if not e.startswith("-"))]
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess:
@@ -46,6 +49,7 @@ def _kill_when(path_glob: str, root: Path, command: list[str]) -> None:
     assert process.wait() == -signal.SIGKILL
 
 
+@pytest.mark.slow  # three CLI runs, about 60 s on 2 idle cores (3 min on a loaded machine)
 def test_killed_multirun_resumes_to_the_same_metrics_and_skips_finished_jobs(tiny_data, tmp_path):
     # A two-job sweep killed once job fold=1 saved its first epoch; the same command + resume=true finishes it.
     sweep = _command(tiny_data, tmp_path, "-m", "fold=0,1", f"paths.log_dir={tmp_path}/logs")
@@ -53,7 +57,8 @@ def test_killed_multirun_resumes_to_the_same_metrics_and_skips_finished_jobs(tin
     (job0,) = tmp_path.glob("logs/train/multiruns/*/*fold=0*")  # job folders are named by their overrides
     (job1,) = tmp_path.glob("logs/train/multiruns/*/*fold=1*")
     assert (job0 / "summary.json").is_file() and not (job1 / "summary.json").exists()
-    finished = {p: p.stat().st_mtime_ns for p in job0.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    finished = {p: p.stat().st_mtime_ns for p in job0.rglob("*")
+                if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"}  # Hydra appends to its log
     killed_log = _rows(job1 / "csv" / "metrics.csv")
 
     resumed = _run([*sweep, "resume=true"])
@@ -87,3 +92,18 @@ def test_same_config_and_seed_give_identical_results_and_provenance(make_cfg, tm
     assert sorted(subjects["test"]) == sorted(r["subject"] for r in _rows(a / "metrics.csv"))
     assert not set(subjects["train"]) & set(subjects["test"]) and len(provenance["data"]["cache_key"]) == 16
     assert json.loads((b / "provenance.json").read_text())["data"] == provenance["data"]
+
+
+def test_resumed_run_reaches_the_same_metrics_as_an_uninterrupted_one(make_cfg, tmp_path, caplog):
+    # In process (the SIGKILL version above is slow): stop after epoch 0 without testing, then resume=true.
+    tiny = ["trainer.max_epochs=2", "trainer.limit_train_batches=2", "logger=csv"]
+    train(make_cfg(tiny, out="whole"))
+    train(make_cfg([*tiny, "trainer.max_epochs=1", "test=false"], out="cut"))
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    with caplog.at_level("INFO", logger="mutual_seg.runtime.resume"):
+        train(make_cfg([*tiny, "resume=true"], out="cut"))
+    assert f"continuing {tmp_path / 'cut'} from {tmp_path / 'cut' / 'checkpoints' / 'last.ckpt'}" in caplog.text
+    assert (tmp_path / "cut" / "metrics.csv").read_text() == (tmp_path / "whole" / "metrics.csv").read_text()
+    val = [[(r["epoch"], r["val/dice"]) for r in _rows(tmp_path / run / "csv" / "metrics.csv") if r.get("val/dice")]
+           for run in ("whole", "cut")]
+    assert val[0] == val[1] and len(val[0]) == 2  # the CSV log kept epoch 0

@@ -34,7 +34,9 @@ def preflight(args: Sequence[str]) -> list[str]:
     if resume:
         found = locate_run_dir(cfg, multirun)
         if found is not None:
-            args.append(f"hydra.{node}.dir='{found}'")
+            # -m first, then the overrides: Hydra's argparse takes no flag between overrides
+            return [*(a for a in args if a in MULTIRUN_FLAGS), *(a for a in args if a not in MULTIRUN_FLAGS),
+                    f"hydra.{node}.dir='{found}'"]
         return args
     if not overwrite:
         folder = Path(str(cfg.hydra[node].dir))
