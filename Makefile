@@ -35,8 +35,15 @@ demo: install
 	$(BIN)/python -m mutual_seg.data.synthetic --out $(DEMO_DATA) --subjects $(DEMO_SUBJECTS) --seed 0
 	$(BIN)/python -m mutual_seg.run experiment=demo data.layout.root=$(DEMO_DATA)
 
-bench: install data
-	$(BIN)/python benchmarks/loader_speed.py --data $(DATA)
+# Speed and memory beside MONAI's BasicUNet (benchmarks/RESULTS.md). QUICK=1: within 10 min on 2 CPU cores.
+# MONAI is a benchmark extra only; it needs torch>=2.8 and numpy, so pip keeps the torch already installed.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench.py $(if $(QUICK),--quick)
 
 lint: install
 	$(BIN)/ruff check mutual_seg tests
