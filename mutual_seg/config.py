@@ -29,10 +29,11 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("budget_widths", _budget_widths)
 
 
-def _budget_widths(table, model: str, modality: str) -> list[int]:
+def _budget_widths(table, model: str, modality: str):
     from mutual_seg.models.budget import widths_for  # lazy: torch is not needed to read configs
 
-    return widths_for(table, model, modality)
+    # a ListConfig, not a list: OmegaConf.resolve (run by instantiate) only stores config nodes or primitives
+    return OmegaConf.create(widths_for(table, model, modality))
 
 
 def group_options(group: str) -> list[str]:
