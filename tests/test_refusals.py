@@ -40,6 +40,7 @@ def _main(capsys, monkeypatch, *args: str) -> str:
         (["-m", "modality=flair,t2w", "fold=0,x"], "fold=0,x: fold expects an integer, got 'x'"),
         (["data=base"], "unknown data set 'base'"),
         (["fold=[1"], "cannot parse the command line"),
+        (["fold=null"], "fold=null: fold expects an integer, got None"),
     ],
 )
 def test_bad_override_is_one_line_naming_the_key(capsys, monkeypatch, args, expected):
@@ -157,3 +158,12 @@ def test_resume_skips_a_job_that_finished_earlier(make_cfg, tmp_path):
     (out / "summary.json").write_text(json.dumps(summary))
     assert train(make_cfg(["resume=true"])) == summary  # finished earlier: skipped, nothing rewritten
     assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+def test_valid_overrides_pass_the_check():
+    from mutual_seg.runtime.preflight import preflight
+
+    args = ["-m", "experiment=ablation", "data.slices.patch_size=null", "data.augment=null", "optim.scheduler=null",
+            "modality=glob(*)", "fold=range(0,2)", "data.split.fixed_test=all", "+trainer.fast_dev_run=true",
+            "~callbacks.progress_bar", "model.net.features=[4,8,16]", "trainer.max_epochs=3", "optim.optimizer.lr=1e-3"]
+    assert preflight(args) == args

@@ -97,6 +97,19 @@ def nearest_key(key: str, cfg: DictConfig) -> str | None:
     return None
 
 
+def _exists(cfg: DictConfig, key: str) -> bool:
+    """Whether ``key`` is in the config, without resolving interpolations on the way."""
+    node: Any = cfg
+    for part in key.split("."):
+        if isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
+            node = node._get_node(int(part))
+        elif isinstance(node, DictConfig) and part in node.keys():
+            node = node._get_node(part)
+        else:
+            return False
+    return True
+
+
 def _default(cfg: DictConfig, key: str) -> Any:
     try:
         return OmegaConf.select(cfg, key, default=_MISSING, throw_on_resolution_failure=True)
@@ -126,6 +139,8 @@ def _fits(value: Any, kind: type) -> bool:
 def check_value(key: str, value: Any, default: Any, line: str) -> None:
     """Refuse ``value`` for ``key`` when its type differs from the default's or it is below ``MINIMUM``."""
     kind = _kind(default)
+    if value is None and kind is not bool and key not in MINIMUM:
+        return  # null switches a setting off (patch_size, scheduler, augment ...); counts and switches need a value
     if kind is not None and not _fits(value, kind):
         raise ConfigError(f"{line}: {key} expects {_KINDS[kind]}, got {value!r}; e.g. {key}={_example(default)}")
     low = MINIMUM.get(key)
@@ -152,8 +167,7 @@ def check_overrides(args: Sequence[str]) -> DictConfig:
     base = compose_config(_first(structural))
     for override in plain:
         key = override.key_or_group
-        default = OmegaConf.select(base, key, default=_MISSING, throw_on_resolution_failure=False)
-        if default is _MISSING:
+        if not _exists(base, key):
             near = nearest_key(key, base)
             hint = f"nearest valid key: {near}" if near else "see the keys with `python -m mutual_seg.run --cfg job`"
             raise ConfigError(
