@@ -103,7 +103,7 @@ def _exists(cfg: DictConfig, key: str) -> bool:
     for part in key.split("."):
         if isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
             node = node._get_node(int(part))
-        elif isinstance(node, DictConfig) and part in node.keys():
+        elif isinstance(node, DictConfig) and part in node.keys():  # noqa: SIM118 - keys() does not resolve
             node = node._get_node(part)
         else:
             return False
