@@ -172,10 +172,11 @@ def _overlays(report: Report, runs: Sequence[Run], arms: tuple[str, str], subjec
         except MutualSegError as err:
             report.warnings.append(f"overlay of {subject} skipped: {err}")
             continue
-        both = items[int(len(arm_runs[1].modalities) > len(arm_runs[0].modalities))]
-        mods = tuple(arm_runs[int(len(arm_runs[1].modalities) > len(arm_runs[0].modalities))].modalities)
+        wider = int(len(arm_runs[1].modalities) > len(arm_runs[0].modalities))  # show the images of the wider arm
+        both, mods = items[wider], tuple(arm_runs[wider].modalities)
         label = both["label"].numpy()[:, 0].astype(bool)
-        case = overlays.Case(subject, mods, both["image"].numpy(), label, dict(zip(arms, preds)))
+        names = [tables.display_name(run.modalities, arm) for run, arm in zip(arm_runs, arms)]
+        case = overlays.Case(subject, mods, both["image"].numpy(), label, dict(zip(names, preds)))
         cases.append(case)
         chosen.append(slices[i] if i < len(slices) else overlays.default_slice(label, preds))
     if cases:

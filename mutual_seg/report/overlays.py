@@ -14,13 +14,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra.utils import instantiate
+from matplotlib.colors import ListedColormap
 from omegaconf import OmegaConf
 
 from mutual_seg.data.slices import VolumeDataset
 from mutual_seg.errors import MutualSegError, ResultsError
 from mutual_seg.report.figures import DPI, plt
+from mutual_seg.report.tables import display_name
 from mutual_seg.results import Run
 from mutual_seg.runtime.atomic import atomic_path
+
+RED = ListedColormap(["red"])  # masks in red over the image, as the paper's figures
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,17 @@ def predict_subject(run: Run, subject: str) -> tuple[dict, np.ndarray]:
 
 
 def default_slice(label: np.ndarray, preds: Sequence[np.ndarray]) -> int:
-    """The axial slice where the predictions disagree most with each other and the label (ties: most tumour)."""
-    disagreement = sum(np.count_nonzero(p != label, axis=(1, 2)) for p in preds)
-    return int(np.argmax(disagreement * 10_000 + np.count_nonzero(label, axis=(1, 2))))
+    """The axial slice through the tumour where the predictions are most wrong (no tumour: over all slices).
+
+    Args:
+        label: reference [Z, X, Y].
+        preds: the arms' predictions, each [Z, X, Y].
+    """
+    errors = sum(np.count_nonzero(p != label, axis=(1, 2)) for p in preds)
+    tumour = np.count_nonzero(label, axis=(1, 2)) > 0
+    if tumour.any():
+        errors = np.where(tumour, errors, -1)
+    return int(np.argmax(errors))
 
 
 def overlay_figure(cases: Sequence[Case], slices: Sequence[int], out: Path) -> Path:
@@ -77,7 +89,7 @@ def overlay_figure(cases: Sequence[Case], slices: Sequence[int], out: Path) -> P
     fig, axes = plt.subplots(len(cases), cols, figsize=(2.4 * cols, 2.6 * len(cases)), dpi=DPI, squeeze=False)
     for row, (case, z) in enumerate(zip(cases, slices)):
         base = case.image[z, 0]
-        panels = [(m.upper(), case.image[z, i], None) for i, m in enumerate(case.modalities)]
+        panels = [(display_name([m]), case.image[z, i], None) for i, m in enumerate(case.modalities)]
         panels += [("", None, None)] * (n_images - len(case.modalities))
         panels += [("ground truth", base, case.label[z])]
         panels += [(arm, base, case.preds[arm][z]) for arm in arms]
@@ -87,7 +99,8 @@ def overlay_figure(cases: Sequence[Case], slices: Sequence[int], out: Path) -> P
                 continue
             ax.imshow(np.rot90(image), cmap="gray")
             if mask is not None:
-                ax.imshow(np.ma.masked_where(~np.rot90(mask.astype(bool)), np.rot90(mask)), cmap="autumn", alpha=0.6)
+                shown = np.rot90(mask.astype(bool))
+                ax.imshow(np.ma.masked_where(~shown, shown.astype(float)), cmap=RED, vmin=0, vmax=1, alpha=0.55)
             ax.set_title(title, fontsize=8)
         axes[row][0].text(-0.05, 0.5, f"{case.subject}\nslice {z}", transform=axes[row][0].transAxes,
                           rotation=90, va="center", ha="right", fontsize=8)
