@@ -38,6 +38,14 @@ def write_results(rows: Sequence[dict[str, Any]], out_dir: str | Path, extra: di
     return summary
 
 
+def write_untested(out_dir: str | Path, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary.json`` of a job that trained but did not test (``test=false``): status ok, no metrics."""
+    summary = {"status": "ok", "error": None, **extra, "n_subjects": 0, "metrics": {}}
+    summary.setdefault("checkpoint", None)
+    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 def write_failed(out_dir: str | Path, identity: Mapping[str, Any], error: str) -> dict[str, Any]:
     """Write the ``summary.json`` of a job that failed: its identity, status "failed" and the one-line reason."""
     summary = {"status": "failed", "error": " ".join(error.split()), **identity}

@@ -22,7 +22,7 @@ from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolv
 from mutual_seg.errors import MutualSegError
 from mutual_seg.lit import SegModule, check_checkpoint
 from mutual_seg.models.summary import format_summary, model_summary
-from mutual_seg.results import job_identity, print_results, write_results
+from mutual_seg.results import job_identity, print_results, write_results, write_untested
 from mutual_seg.runtime.atomic import atomic_write_text
 from mutual_seg.runtime.ddp import check_devices
 from mutual_seg.runtime.job import record_failure, run_job, sweep_value
@@ -65,10 +65,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.ckpt_path:
         check_checkpoint(cfg.ckpt_path, module.hparams)
     writer = _ResultWriter(out_dir)
+    loggers, logger_callbacks = build_loggers(cfg)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*_instantiate_all(cfg.get("callbacks")), writer],
-        logger=build_loggers(cfg) or False,
+        callbacks=[*_instantiate_all(cfg.get("callbacks")), *logger_callbacks, writer],
+        logger=loggers or False,
     )
     if trainer.is_global_zero:  # known once the Trainer is built: DDP children write nothing
         atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -84,9 +85,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
         val_dice = float(score) if score is not None else None
     summary: dict[str, Any] = {"val_dice": val_dice}
+    writer.extra = {**job_identity(cfg), "world_size": trainer.world_size, "val_dice": val_dice,
+                    "checkpoint": str(best) if best else None}
+    if not cfg.test and trainer.is_global_zero:
+        summary = write_untested(out_dir, writer.extra)
     if cfg.test:
-        writer.extra = {**job_identity(cfg), "world_size": trainer.world_size, "val_dice": val_dice,
-                        "checkpoint": str(best) if best else None}
         trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
         if trainer.is_global_zero:
             # Under ddp_spawn the writer ran in a worker: its summary is only on disk.

@@ -1,9 +1,10 @@
 """DDP inside a Hydra multirun, as a user types it: ``python -m mutual_seg.run fold=0,1 trainer=ddp_cpu ... -m``.
 
 ``trainer=ddp_cpu`` uses the same strategy and launcher as ``trainer=ddp`` (two processes, gloo on CPU): rank 0
-relaunches rank 1 into exactly its job. One real two-job sweep (module fixture) feeds every check, so the suite pays
-for DDP once: each job's files, each test subject once across the two ranks, the synced logged Dice, no process
-left behind, and the same per-subject metrics as a single-process test of the same checkpoint.
+relaunches rank 1 into exactly its job. One real two-job sweep (module fixture, with CSV and W&B offline combined)
+feeds every check, so the suite pays for DDP and W&B once: each job's files, each test subject once across the two
+ranks, the synced logged Dice, no process left behind, the same per-subject metrics as a single-process test of the
+same checkpoint, and one W&B run per job holding only that job's config, scalars, overlays and test table.
 """
 
 from __future__ import annotations
@@ -51,10 +52,12 @@ def _processes_mentioning(text: str) -> list[str]:
 def ddp_sweep(tiny_data, tmp_path_factory) -> tuple[Path, list[Path], subprocess.CompletedProcess]:
     """The two-job DDP sweep (``-m`` last); returns its log folder, the job folders (fold 0, 1) and the process."""
     logs = tmp_path_factory.mktemp("ddp_sweep")
+    # No W&B credentials (a fresh HOME, no WANDB_API_KEY): logger.wandb.mode=auto must choose offline, no network.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | {"HOME": str(logs / "home")}
     result = subprocess.run(
-        [sys.executable, "-m", "mutual_seg.run", "fold=0,1", "trainer=ddp_cpu", "logger=csv",
+        [sys.executable, "-m", "mutual_seg.run", "fold=0,1", "trainer=ddp_cpu", "logger=[csv,wandb]",
          f"data.layout.root={tiny_data}", f"paths.log_dir={logs}", f"paths.cache_dir={logs}/cache", *TINY, "-m"],
-        capture_output=True, text=True, timeout=600, check=False)
+        capture_output=True, text=True, timeout=600, check=False, env=env)
     jobs = sorted(p.parent for p in logs.glob("train/multiruns/*/*/summary.json"))
     return logs, jobs, result
 
@@ -113,6 +116,27 @@ def test_single_process_run_gives_the_same_per_subject_metrics(ddp_sweep, tiny_d
         for name in a:
             if name != "subject":
                 assert float(a[name]) == pytest.approx(float(b[name]), rel=1e-6, abs=1e-9), (a["subject"], name)
+
+
+def test_each_job_has_its_own_offline_wandb_run_with_its_config_overlays_and_table(ddp_sweep):
+    _, jobs, result = ddp_sweep
+    runs = [sorted(job.glob("wandb/offline-run-*")) for job in jobs]
+    assert [len(r) for r in runs] == [1, 1] and runs[0][0].name != runs[1][0].name
+    assert (result.stdout + result.stderr).count("wandb sync ") >= 2  # each job says where its offline run is and how to upload it
+    for fold, (run,) in enumerate(runs):
+        (record,) = run.glob("*.wandb")
+        data = record.read_bytes()
+        # its own name and tags; the other job's never (job 2 did not log into job 1's run, nor the reverse)
+        assert f"flair_t2w_fold{fold}".encode() in data and f"fold{1 - fold}".encode() not in data
+        for key in (b"mutual_seg.lit.SegModule", b"train/loss_epoch", b"val/dice", b"lr-Adam", b"test/Dc_mean",
+                    b"model:mutual", b"fusion:mutual_modality"):
+            assert key in data, key  # whole config, scalars, learning rate, test means, tags
+        images = {p.name.rsplit("_", 2)[0] for p in (run / "files" / "media" / "images").glob("val_overlay/*/*.png")}
+        assert images == {"flair", "t2w", "attention_flair", "attention_t2w"}
+        assert len(list((run / "files" / "media" / "images" / "mask").rglob("*.mask.png"))) >= 4  # truth + prediction
+        (table,) = (run / "files" / "media" / "table" / "test").glob("subjects_*.table.json")
+        content = json.loads(table.read_text())
+        assert content["columns"][0] == "subject" and len(content["data"]) == 5
 
 
 class _Overrides:

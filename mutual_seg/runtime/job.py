@@ -36,6 +36,10 @@ def reason(err: BaseException, user: BaseException | None) -> str:
     """The one-line reason a job failed: the user error's message, else the exception's type and first line."""
     if user is not None:
         return str(user)
+    from hydra.errors import InstantiationException
+
+    while isinstance(err, InstantiationException) and err.__cause__ is not None:
+        err = err.__cause__  # what the _target_ raised, not Hydra's wrapper
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
