@@ -18,7 +18,6 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from hydra.core.hydra_config import HydraConfig
