@@ -41,8 +41,15 @@ demo: install
 ablation: install
 	$(BIN)/python experiments/ablation.py $(if $(QUICK),--quick) $(ABLATION_ARGS)
 
-bench: install data
-	$(BIN)/python benchmarks/loader_speed.py --data $(DATA)
+# Speed and memory beside MONAI's BasicUNet (benchmarks/RESULTS.md). QUICK=1: within 10 min on 2 CPU cores.
+# MONAI is a benchmark extra only; it needs torch>=2.8 and numpy, so pip keeps the torch already installed.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench.py $(if $(QUICK),--quick)
 
 # The paper's Table 1 / Table 2: the Hydra sweep of conf/experiment/table{1,2}[_quick].yaml, then mutual-seg-report.
 # DATA_DIR=<UCSF-PDGM tree>: the paper's astrocytoma cohort; otherwise the synthetic set in $(DATA), made first if
