@@ -52,15 +52,20 @@ bench: install $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench.py $(if $(QUICK),--quick)
 
 # The paper's Table 1 / Table 2: the Hydra sweep of conf/experiment/table{1,2}[_quick].yaml, then mutual-seg-report.
-# DATA_DIR=<UCSF-PDGM tree>: the paper's astrocytoma cohort; otherwise the synthetic set in $(DATA), made first if
-# absent. QUICK=1: the reduced budget (table*_quick.yaml). ARGS: extra Hydra overrides (e.g. ARGS="trainer=ddp").
+# DATA_DIR=<UCSF-PDGM tree>: the paper's astrocytoma cohort; otherwise the synthetic set $(DATA) (made first if
+# absent). QUICK=1: the reduced budget (table*_quick.yaml) on a half-resolution synthetic set, $(DATA)_quick
+# (QUICK_SHAPE voxels over the same field of view: 2 mm instead of 1 mm). ARGS: extra Hydra overrides.
+QUICK_SHAPE ?= 120 120 78
 REPRO_OUT ?= outputs/reproduce
-REPRO_DATA = $(if $(DATA_DIR),data=ucsf_pdgm_astrocytoma data.layout.root=$(DATA_DIR),data.layout.root=$(DATA))
+REPRO_SET = $(if $(QUICK),$(DATA)_quick,$(DATA))
+REPRO_DATA = $(if $(DATA_DIR),data=ucsf_pdgm_astrocytoma data.layout.root=$(DATA_DIR),data.layout.root=$(REPRO_SET))
 REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 REPORT_table1 :=
 REPORT_table2 = --compare flair flair_t2w $(if $(DATA_DIR),--exclude UCSF-PDGM-0255)
 
-reproduce-table1 reproduce-table2: reproduce-%: install $(if $(DATA_DIR),,data)
+reproduce-table1 reproduce-table2: reproduce-%: install
+	$(if $(DATA_DIR),,$(BIN)/python -m mutual_seg.data.synthetic --out $(REPRO_SET) --subjects $(SUBJECTS) --seed 0 \
+		$(if $(QUICK),--shape $(QUICK_SHAPE)) $(SYNTH_ARGS))
 	$(BIN)/python -m mutual_seg.run -m experiment=$*$(if $(QUICK),_quick) $(REPRO_DATA) \
 		hydra.sweep.dir=$(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(ARGS)
 	$(BIN)/python -m mutual_seg.report $(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(REPORT_$*)
