@@ -36,7 +36,7 @@ def _nifti(path: Path, change: Callable[[np.ndarray], np.ndarray]) -> None:
 
 
 def _first(root: Path, suffix: str) -> Path:
-    return sorted(root.glob(f"*_nifti/*_{suffix}.nii.gz"))[0]
+    return min(root.glob(f"*_nifti/*_{suffix}.nii.gz"))
 
 
 def _truncate(path: Path) -> None:

@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from mutual_seg.runtime.guards import guard_run_folder
 
@@ -137,7 +138,8 @@ def plan_run(run_dir: str | Path, resume: bool, overwrite: bool) -> RunPlan:
     Raises:
         OutputError: the folder holds an earlier run's results and neither switch was passed.
     """
-    guard_run_folder(run_dir, resume, overwrite)
+    if getattr(rank_zero_only, "rank", 0) == 0:  # DDP processes started later find rank 0's files: not a refusal
+        guard_run_folder(run_dir, resume, overwrite)
     if not resume:
         return RunPlan(ResumeState())
     finished = finished_summary(run_dir)
