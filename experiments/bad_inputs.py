@@ -121,13 +121,16 @@ def run_case(case: Case, tmp: Path, clean: Path | None) -> tuple[int, str]:
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=ROOT)
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
     last = lines[-1] if lines else ""
-    if case.id.startswith("check-") and done.returncode == 1:
-        last = done.stdout.strip().splitlines()[0]  # the first problem found; the count is on stderr
+    found = done.stdout.strip().splitlines()
+    if case.id.startswith("check-") and done.returncode == 1 and found:
+        last = found[0]  # the first problem found; the count is on stderr
     return done.returncode, re.sub(r"/\S*?" + re.escape(case.id), "<tmp>", last).replace(sys.executable, "python")
 
 
 def row(case: Case, code: int, message: str) -> str:
     shown = " ".join(a for a in case.command[3:] if a not in TINY).replace(sys.executable, "python")
+    if case.data and case.command[:3] == RUN:
+        shown = " ".join([shown, "data.layout.root=<data>"]).strip()
     verb = "check" if case.command[:3] == CHECK else "run"
     cells = [f"`{case.id}`", case.what, f"`{verb} {shown}`".replace("{tmp}", "<tmp>").replace("{data}", "<data>"),
              str(code), message.replace("|", "\\|")]

@@ -4,12 +4,14 @@ refused before any data is read still print what the table says."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bad_inputs", ROOT / "experiments" / "bad_inputs.py")
 bad_inputs = importlib.util.module_from_spec(_spec)
+sys.modules["bad_inputs"] = bad_inputs  # dataclasses look their module up there
 _spec.loader.exec_module(bad_inputs)
 
 
@@ -26,7 +28,7 @@ def test_readme_table_lists_every_case_in_order():
 
 def test_fast_cases_still_print_what_the_table_says():
     rows = _table_rows()
-    cases = [c for c in bad_inputs.CASES if c.fast][:3]
+    cases = [c for c in bad_inputs.CASES if c.fast][:2]
     with tempfile.TemporaryDirectory() as folder:
         for case in cases:
             assert bad_inputs.row(case, *bad_inputs.run_case(case, Path(folder), None)) == rows[case.id]
