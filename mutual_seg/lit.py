@@ -19,6 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torchmetrics import MeanMetric
 
 from mutual_seg.errors import CheckpointError, ConfigError
+from mutual_seg.fastpath import FastPath
 from mutual_seg.metrics import dice_score, segmentation_metrics
 from mutual_seg.postprocess import remove_small_components
 
@@ -43,6 +44,8 @@ class SegModule(pl.LightningModule):
         threshold: on the sigmoid output, for masks.
         inference_batch_size: slices per forward pass when predicting whole volumes.
         min_component_mm3: predicted 3D components smaller than this are removed (0: none, as in the paper).
+        fast_path: ``FastPath`` switches (channels_last, compile); None, as in checkpoints older than
+            them, is the plain path.
     """
 
     def __init__(
@@ -56,15 +59,18 @@ class SegModule(pl.LightningModule):
         threshold: float,
         inference_batch_size: int,
         min_component_mm3: float,
+        fast_path: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if min_component_mm3 < 0:
             raise ConfigError(f"module.min_component_mm3 must be >= 0 (0 keeps every component), got {min_component_mm3}")
         hparams = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler, "modalities": modalities,
                    "preprocessing": preprocessing, "threshold": threshold,
-                   "inference_batch_size": inference_batch_size, "min_component_mm3": min_component_mm3}
+                   "inference_batch_size": inference_batch_size, "min_component_mm3": min_component_mm3,
+                   "fast_path": fast_path}
         self.save_hyperparameters({k: to_plain(v) for k, v in hparams.items()})
-        self.net = instantiate(self.hparams.net)
+        self.fast_path = FastPath.from_config(self.hparams.fast_path)
+        self.net = self.fast_path.apply(instantiate(self.hparams.net))
         self.loss_fn = instantiate(self.hparams.loss)
         self.val_dice = MeanMetric()  # torchmetrics: synced across DDP ranks, one value per subject
         self.test_dice = MeanMetric()
@@ -72,7 +78,7 @@ class SegModule(pl.LightningModule):
 
     def forward(self, image: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, O, H, W] for slices [B, I, H, W]."""
-        return self.net(image, present)
+        return self.net(self.fast_path.prepare(image), present)
 
     # -- training ---------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -132,12 +138,13 @@ class SegModule(pl.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         pred, target = self._masks(batch)
         spacing = tuple(float(s) for s in batch["spacing"])
+        brain = batch["mask"].cpu().numpy() if "mask" in batch else None  # for Ac_brain (eq. 3 inside the brain)
         dices = []
         for o in range(pred.shape[1]):
             row: dict[str, Any] = {"subject": batch["id"]}
             if pred.shape[1] > 1:
                 row["output"] = o
-            row.update(segmentation_metrics(pred[:, o], target[:, o], spacing))
+            row.update(segmentation_metrics(pred[:, o], target[:, o], spacing, brain=brain))
             self.test_rows.append(row)
             dices.append(row["Dc"])
         self.test_dice.update(torch.tensor(float(np.mean(dices)), device=self.device))
