@@ -75,13 +75,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     best = cfg.ckpt_path
     if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)  # never unpickle objects
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         best = best or None
     summary: dict[str, Any] = {}
     if cfg.test:
         writer.extra = {"checkpoint": str(best) if best else None, "modalities": list(cfg.modality.names), "fold": cfg.fold}
-        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         if trainer.is_global_zero:
             # Under ddp_spawn the writer ran in a worker: its summary is only on disk.
             summary = writer.summary or json.loads((out_dir / "summary.json").read_text())
