@@ -22,9 +22,18 @@ _NOUNS = {"data": "data set", "model": "model"}
 
 
 def register_resolvers() -> None:
-    """``${len:list}`` (e.g. out_channels from the label outputs). Safe to call twice."""
+    """``${len:list}`` (e.g. out_channels from the label outputs) and ``${budget_widths:...}``. Safe to call twice."""
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda value: len(value))
+    if not OmegaConf.has_resolver("budget_widths"):  # experiment=ablation: equal-parameter widths per cell
+        OmegaConf.register_new_resolver("budget_widths", _budget_widths)
+
+
+def _budget_widths(table, model: str, modality: str):
+    from mutual_seg.models.budget import widths_for  # lazy: torch is not needed to read configs
+
+    # a ListConfig, not a list: OmegaConf.resolve (run by instantiate) only stores config nodes or primitives
+    return OmegaConf.create(widths_for(table, model, modality))
 
 
 def group_options(group: str) -> list[str]:

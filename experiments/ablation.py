@@ -1,0 +1,122 @@
+"""The ablation study (`make ablation`): inputs x fusions x modality dropout, 5 folds x 3 seeds, on two generators.
+
+Usage (from the repository root; `make ablation` and `make ablation QUICK=1` call this):
+
+    python experiments/ablation.py                # the full study (days of CPU; hours on a GPU)
+    python experiments/ablation.py --quick        # the same grid on small data and short training (2 CPU cores)
+    python experiments/ablation.py --cells core   # only FLAIR, FLAIR+T2w x {early fusion, mutual}
+
+Steps, each a plain command that can be rerun by hand:
+
+1. make the two data sets with the synthetic generator: its ``default`` settings and its ``shifted`` variant
+   (other contrasts and tumour model, T2w-bright CSF and cysts, FLAIR-bright caps brighter than the tumour).
+   The shifted set is a data set nothing was tuned on; the study trains AND tests on its own subjects
+   (5-fold cross-validation), as the issue's observation did, so that the question "does T2w help" is asked of
+   data whose T2w/FLAIR relation differs from the one the recipe was developed on;
+2. for each data set, two Hydra multiruns of ``python -m mutual_seg.run experiment=ablation``: one input alone
+   (FLAIR, T2w; the single-track network) and two or four inputs (FLAIR+T2w, T1+T1c+T2w+FLAIR) x every fusion
+   (early fusion, concatenation, mean, mutual per pixel, mutual token) x modality dropout (0, 0.25); every model
+   at the same parameter budget (conf/experiment/ablation.yaml's width table) and training recipe;
+3. the table with paired tests against FLAIR alone and against early fusion (experiments/ablation_table.py).
+
+The seed also draws the folds, so each seed tests every subject once: pairs are (subject, seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SINGLE = ("flair", "t2w")
+MULTI = ("flair_t2w", "brats4")
+FUSIONS = ("unet", "concat", "mean", "mutual", "mutual_token")
+DROPOUT = ("0.0", "0.25")
+CELLS = {
+    # name: (single-input modality sets, multi-input modality sets, fusions, dropout values)
+    "all": (SINGLE, MULTI, FUSIONS, DROPOUT),
+    "core": (("flair",), ("flair_t2w",), ("unet", "mutual"), ("0.0",)),
+}
+# Data of the full study: 35 subjects per generator (the paper's astrocytoma subset), full size.
+FULL = {"subjects": 35, "shape": (240, 240, 155), "overrides": []}
+# --quick: the same grid on 2.5 mm voxels and short training, so that 2 CPU cores finish in about an hour.
+QUICK = {
+    "subjects": 15,
+    "shape": (96, 96, 62),
+    "overrides": [
+        "data.slices.patch_size=[64,64]",
+        "data.samples_per_epoch=96",
+        "data.batch_size=16",
+        "data.val_slice_step=4",
+        "trainer.max_epochs=2",
+        "module.min_component_mm3=0",
+        "~callbacks.progress_bar",
+    ],
+}
+GENERATOR_SEEDS = {"default": 0, "shifted": 100}
+
+
+def run(command: list[str]) -> None:
+    """Run one step, echoing it; stop the study on the first failure (each step's own error is on screen)."""
+    print("+ " + " ".join(command), flush=True)
+    done = subprocess.run(command, check=False)
+    if done.returncode:
+        raise SystemExit(done.returncode)
+
+
+def make_data(root: Path, variant: str, subjects: int, shape: tuple[int, ...]) -> Path:
+    """Generate (or resume, or find complete) one generator variant's set under ``root/<variant>``."""
+    out = root / variant
+    run([sys.executable, "-m", "mutual_seg.data.synthetic", "--out", str(out), "--subjects", str(subjects),
+         "--seed", str(GENERATOR_SEEDS[variant]), "--variant", variant, "--shape", *map(str, shape)])
+    return out
+
+
+def sweeps(cells: str, folds: int, seeds: str) -> list[tuple[str, list[str]]]:
+    """The study's multiruns as (name, Hydra sweep overrides)."""
+    single, multi, fusions, dropout = CELLS[cells]
+    common = [f"n_folds={folds}", "fold=" + ",".join(map(str, range(folds))), f"seed={seeds}"]
+    out = [("single", ["model=unet", "modality=" + ",".join(single), *common])]
+    if multi:
+        out.append(("multi", ["model=" + ",".join(fusions), "modality=" + ",".join(multi),
+                              "model.net.modality_dropout=" + ",".join(dropout), *common]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data, short training (2 CPU cores, ~1 hour)")
+    parser.add_argument("--cells", choices=sorted(CELLS), default="all", help="which part of the grid")
+    parser.add_argument("--variants", default="default,shifted", help="generator variants, comma-separated")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    parser.add_argument("--subjects", type=int, help="subjects per generator (default: 35, --quick 15)")
+    parser.add_argument("--shape", type=int, nargs=3, help="voxels per volume (default 240 240 155, --quick 96 96 62)")
+    parser.add_argument("--data", type=Path, default=Path("data/ablation"), help="where the data sets go")
+    parser.add_argument("--out", type=Path, help="study folder (default outputs/ablation/<time>)")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job, e.g. trainer=gpu")
+    args = parser.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    subjects = args.subjects or preset["subjects"]
+    shape = tuple(args.shape or preset["shape"])
+    out = args.out or Path("outputs/ablation") / time.strftime("%Y-%m-%d_%H-%M-%S")
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in GENERATOR_SEEDS]
+    if unknown:
+        print(f"error: unknown generator variant(s) {unknown}; use {', '.join(GENERATOR_SEEDS)}", file=sys.stderr)
+        return 2
+    shape_tag = "x".join(map(str, shape))
+    for variant in variants:
+        data = make_data(args.data / f"{shape_tag}_{subjects}", variant, subjects, shape)
+        for name, sweep in sweeps(args.cells, args.folds, args.seeds):
+            run([sys.executable, "-m", "mutual_seg.run", "-m", "experiment=ablation", f"data.layout.root={data}",
+                 "logger=none", *preset["overrides"], *args.overrides, *sweep,
+                 f"hydra.sweep.dir={out / variant / name}"])
+    run([sys.executable, str(Path(__file__).with_name("ablation_table.py")), str(out), "--out", str(out / "table.md")])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
