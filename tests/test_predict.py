@@ -212,3 +212,15 @@ def test_bad_input_is_one_line_naming_the_file_and_exit_2(tiny_data, variants, t
     assert lines[0].startswith("error:") and str(named) in lines[0], lines
     assert not (tmp_path / "pwned").exists()
     assert not (tmp_path / "out" / "UCSF-PDGM-0008_seg.nii.gz").exists()
+
+
+def test_a_manifest_csv_without_labels_is_an_input(tiny_data, variants, tmp_path):
+    folder = subject_dir(tiny_data, "UCSF-PDGM-0009")
+    manifest = tmp_path / "new_patients.csv"
+    manifest.write_text("id,flair,t2w,mask\n"
+                        f"patient-a,{folder}/UCSF-PDGM-0009_FLAIR.nii.gz,{folder}/UCSF-PDGM-0009_T2.nii.gz,"
+                        f"{folder}/UCSF-PDGM-0009_brain_parenchyma_segmentation.nii.gz\n")
+    assert predict("--checkpoint", variants["best"], "--input", manifest, "--output", tmp_path / "out") == 0
+    [row] = json.loads((tmp_path / "out" / "predict.json").read_text())["subjects"]
+    assert row["id"] == "patient-a" and row["mask"]["source"] == "parenchyma"
+    assert (tmp_path / "out" / "patient-a_seg.nii.gz").is_file()
