@@ -8,12 +8,13 @@ preprocessing and the output maps; a difference is a one-line error naming the f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from mutual_seg.checkpoint import differences, load_checkpoint
 from mutual_seg.data.preprocess import PreprocessSettings
@@ -35,6 +36,7 @@ class Ensemble:
         threshold, inference_batch_size, min_component_mm3: from the (first) checkpoint.
         modality_dropout: every member was trained with modality dropout, so a subset may be supplied.
         checkpoints: per checkpoint: path, mutual_seg format/version stamp, network summary.
+        prepare: puts a batch in the memory layout the networks were built for (``module.fast_path``).
     """
 
     nets: list[nn.Module]
@@ -45,6 +47,7 @@ class Ensemble:
     min_component_mm3: float
     modality_dropout: bool
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    prepare: Callable[[Tensor], Tensor] | None = None  # the input layout of the first net (its fast_path)
 
     def settings(self, tta: bool, largest_component: bool) -> InferenceSettings:
         """Inference settings: the checkpoint's, plus the command's TTA and largest-component choice."""
@@ -58,8 +61,8 @@ class Ensemble:
                    type(net.fusions[0]).__name__ == "MutualAttentionFusion" for net in self.nets)  # fmt: skip
 
 
-def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
-    """The network of one checkpoint in eval mode on ``device``, its hyper-parameters and its stamp.
+def load_model(path: str | Path, device: torch.device) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The module of one checkpoint (its network in eval mode on ``device``), its hyper-parameters and its stamp.
 
     Raises:
         CheckpointError: unreadable or foreign file, or hyper-parameters/weights this version cannot build.
@@ -81,8 +84,8 @@ def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, dict[
             f"checkpoint {path} cannot be rebuilt by this mutual_seg version ({type(err).__name__}: {detail}); "
             "use the version that trained it"
         ) from None
-    net = module.net.to(device).eval()
-    return net, hparams, dict(checkpoint["mutual_seg"])
+    module.net.to(device).eval()
+    return module, hparams, dict(checkpoint["mutual_seg"])
 
 
 def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
@@ -94,9 +97,11 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
     """
     if not paths:
         raise ConfigError("no checkpoint given; pass --checkpoint PATH (repeat it for an ensemble)")
-    nets, infos, first = [], [], None
+    nets, infos, first, prepare = [], [], None, None
     for path in paths:
-        net, hparams, mark = load_model(path, device)
+        module, hparams, mark = load_model(path, device)
+        net = module.net
+        prepare = prepare or module.fast_path.prepare
         if first is None:
             first = hparams
         else:
@@ -121,6 +126,7 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
         min_component_mm3=float(first["min_component_mm3"]),
         modality_dropout=all(float(getattr(net, "modality_dropout", 0.0)) > 0 for net in nets),
         checkpoints=infos,
+        prepare=prepare,
     )
 
 

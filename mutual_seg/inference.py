@@ -14,7 +14,7 @@ Optionally the per-pixel mutual-attention weights of each modality come back at 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,19 +97,24 @@ def attention_map(net: nn.Module, size: tuple[int, int]) -> Tensor | None:
     return torch.stack(maps).mean(dim=0) if maps else None
 
 
+def _as_is(x: Tensor) -> Tensor:
+    return x
+
+
 def _flip(x: Tensor, dims: tuple[int, ...]) -> Tensor:
     return x.flip(dims) if dims else x
 
 
 @torch.no_grad()
 def _predict_slices(
-    nets: Sequence[nn.Module], batch: Tensor, present: Tensor | None, tta: bool, attention: bool
+    nets: Sequence[nn.Module], batch: Tensor, present: Tensor | None, tta: bool, attention: bool,
+    prepare: Callable[[Tensor], Tensor],
 ) -> tuple[Tensor, Tensor | None]:
     """Mean sigmoid [B, O, H, W] (and mean attention [B, I, H, W]) over networks and flips."""
     probs, weights = [], []
     for net in nets:
         for dims in _FLIPS if tta else _FLIPS[:1]:
-            logits = net(_flip(batch, dims), present)
+            logits = net(prepare(_flip(batch, dims)), present)
             probs.append(_flip(torch.sigmoid(logits.float()), dims))
             if attention:
                 found = attention_map(net, tuple(batch.shape[-2:]))
@@ -127,6 +132,7 @@ def predict_volume(
     present: Tensor | None = None,
     mask: Tensor | None = None,
     attention: bool = False,
+    prepare: Callable[[Tensor], Tensor] | None = None,
 ) -> VolumePrediction:
     """Probabilities (and attention) of a whole volume; the networks must already be in eval mode.
 
@@ -137,6 +143,8 @@ def predict_volume(
         present: BoolTensor [I], the modalities supplied (None: all).
         mask: [Z, X, Y] brain mask; only its box and its slices are predicted.
         attention: also return the per-pixel modality weights.
+        prepare: puts a batch [B, I, H, W] in the memory layout the networks expect
+            (``FastPath.prepare``, e.g. channels_last); None leaves it as it is.
 
     Returns:
         A :class:`VolumePrediction` on the CPU.
@@ -149,7 +157,7 @@ def predict_volume(
     probs_out, att_out = [], []
     for start in range(0, crop.shape[0], settings.batch_size):
         batch = crop[start:start + settings.batch_size].to(device)
-        probs, weights = _predict_slices(nets, batch, keep, settings.tta, attention)
+        probs, weights = _predict_slices(nets, batch, keep, settings.tta, attention, prepare or _as_is)
         probs_out.append(probs.cpu())
         att_out.append(weights.cpu() if weights is not None else None)
     n_out = int(getattr(nets[0], "out_channels", 1))

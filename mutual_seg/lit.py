@@ -22,6 +22,7 @@ from torchmetrics import MeanMetric
 from mutual_seg.checkpoint import check_compatible, load_checkpoint, stamp
 from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.errors import ConfigError
+from mutual_seg.fastpath import FastPath
 from mutual_seg.inference import InferenceSettings, predict_volume, segment
 from mutual_seg.metrics import dice_score, segmentation_metrics
 
@@ -47,6 +48,8 @@ class SegModule(pl.LightningModule):
         threshold: on the sigmoid output, for masks.
         inference_batch_size: slices per forward pass when predicting whole volumes.
         min_component_mm3: predicted 3D components smaller than this are removed (0: none, as in the paper).
+        fast_path: ``FastPath`` switches (channels_last, compile); None, as in checkpoints older than
+            them, is the plain path.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class SegModule(pl.LightningModule):
         threshold: float,
         inference_batch_size: int,
         min_component_mm3: float,
+        fast_path: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if min_component_mm3 < 0:
@@ -67,10 +71,12 @@ class SegModule(pl.LightningModule):
         settings = PreprocessSettings.from_config(preprocessing)  # typed; stored as its plain dict
         hparams = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler, "modalities": modalities,
                    "preprocessing": settings.as_dict(), "threshold": threshold,
-                   "inference_batch_size": inference_batch_size, "min_component_mm3": min_component_mm3}
+                   "inference_batch_size": inference_batch_size, "min_component_mm3": min_component_mm3,
+                   "fast_path": fast_path}
         self.save_hyperparameters({k: to_plain(v) for k, v in hparams.items()})
         self.preprocessing = settings
-        self.net = instantiate(self.hparams.net)
+        self.fast_path = FastPath.from_config(self.hparams.fast_path)
+        self.net = self.fast_path.apply(instantiate(self.hparams.net))
         self.loss_fn = instantiate(self.hparams.loss)
         self.val_dice = MeanMetric()  # torchmetrics: synced across DDP ranks, one value per subject
         self.test_dice = MeanMetric()
@@ -78,7 +84,7 @@ class SegModule(pl.LightningModule):
 
     def forward(self, image: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, O, H, W] for slices [B, I, H, W]."""
-        return self.net(image, present)
+        return self.net(self.fast_path.prepare(image), present)
 
     # -- training ---------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -108,11 +114,16 @@ class SegModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         stamp(checkpoint)  # format stamp: predict and ckpt_path refuse other programs' and formats' files
 
+    def segment_volume(self, image: torch.Tensor, spacing: Sequence[float], mask: torch.Tensor | None = None) -> np.ndarray:
+        """Binary masks [Z, O, X, Y] of a volume given as slices [Z, I, X, Y] (as the test step; for reports)."""
+        settings = self.inference_settings
+        probs = predict_volume([self.net], image, settings, mask=mask, prepare=self.fast_path.prepare).probabilities
+        return segment(probs, spacing, settings)
+
     def _masks(self, batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         spacing = tuple(float(s) for s in batch["spacing"])
-        settings = self.inference_settings
-        probs = predict_volume([self.net], batch["image"], settings, mask=batch.get("mask")).probabilities
-        return segment(probs, spacing, settings), batch["label"].cpu().numpy().astype(bool)
+        pred = self.segment_volume(batch["image"], spacing, mask=batch.get("mask"))
+        return pred, batch["label"].cpu().numpy().astype(bool)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         pred, target = self._masks(batch)
@@ -123,12 +134,13 @@ class SegModule(pl.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         pred, target = self._masks(batch)
         spacing = tuple(float(s) for s in batch["spacing"])
+        brain = batch["mask"].cpu().numpy() if "mask" in batch else None  # for Ac_brain (eq. 3 inside the brain)
         dices = []
         for o in range(pred.shape[1]):
             row: dict[str, Any] = {"subject": batch["id"]}
             if pred.shape[1] > 1:
                 row["output"] = o
-            row.update(segmentation_metrics(pred[:, o], target[:, o], spacing))
+            row.update(segmentation_metrics(pred[:, o], target[:, o], spacing, brain=brain))
             self.test_rows.append(row)
             dices.append(row["Dc"])
         self.test_dice.update(torch.tensor(float(np.mean(dices)), device=self.device))

@@ -115,7 +115,8 @@ def predict_subject(
     present = torch.tensor([m in used for m in ensemble.modalities])
     result = predict_volume(ensemble.nets, torch.from_numpy(slice_first(stack)), settings,
                             present=present if missing else None,
-                            mask=torch.from_numpy(slice_first(pre["mask"]) > 0), attention="attention" in wanted)
+                            mask=torch.from_numpy(slice_first(pre["mask"]) > 0), attention="attention" in wanted,
+                            prepare=ensemble.prepare)
     x, y, z = pre["zooms"]
     seg = segment(result.probabilities, (z, x, y), settings)  # [Z, O, X, Y]
     reference = nib.load(str(subject.images[used[0]]))

@@ -1,0 +1,215 @@
+"""`make bench`: speed and memory of our models beside MONAI's BasicUNet, the data loader, and cohort scale.
+
+Usage: python benchmarks/bench.py [--quick | --smoke] [--work .cache/bench] [--out benchmarks/results]
+    [--results-md benchmarks/RESULTS.md]
+
+Self-contained: it generates its own synthetic data under ``--work`` (reused by later runs), measures every
+model in a fresh process (so peak memory is each model's own) and writes ``bench.json`` and ``RESULTS.md``.
+``--quick`` (``make bench QUICK=1``) takes fewer steps and repeats; ``--smoke`` shrinks everything (for tests).
+The machine may be shared: the load average at start and end is part of the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loader as loader_bench
+import report
+from machine import load_average, machine, matmul_peak
+from rich.console import Console
+
+from mutual_seg.runtime.atomic import atomic_write_text
+
+HERE = Path(__file__).resolve().parent
+console = Console(stderr=True)
+
+# (row name, model config, modality config): the five models of issue 10, all from conf/.
+MODELS = [("single", "unet", "flair"), ("unet", "unet", "flair_t2w"), ("concat", "concat", "flair_t2w"),
+          ("mutual", "mutual", "flair_t2w"), ("mutual_token", "mutual_token", "flair_t2w")]
+FAST_PATHS = {  # name -> (module.fast_path overrides, precision as trainer.precision)
+    "channels_last": (["module.fast_path.channels_last=true"], "32-true"),
+    "bf16": ([], "bf16-mixed"),
+    "channels_last+bf16": (["module.fast_path.channels_last=true"], "bf16-mixed"),
+}
+MODES = {  # what each mode measures; "full" is the default
+    "full": {"slice": 240, "shape": (240, 240, 155), "full_subjects": 6, "train_steps": 5, "train_seconds": 20.0,
+             "inference_repeats": 2, "loader_seconds": 15.0, "cohorts": (10, 50, 200), "pool": 20,
+             "scale_batches": 100, "matmul_seconds": 5.0, "widths": ("default", "demo")},
+    "quick": {"slice": 240, "shape": (240, 240, 155), "full_subjects": 4, "train_steps": 2, "train_seconds": 0.0,
+              "inference_repeats": 1, "loader_seconds": 4.0, "cohorts": (10, 50, 200), "pool": 10,
+              "scale_batches": 40, "matmul_seconds": 2.0, "widths": ("default", "demo")},
+    "smoke": {"slice": 96, "shape": (96, 96, 40), "full_subjects": 4, "train_steps": 1, "train_seconds": 0.0,
+              "inference_repeats": 1, "loader_seconds": 1.0, "cohorts": (4, 8), "pool": 4,
+              "scale_batches": 4, "matmul_seconds": 0.5, "widths": ("demo",)},
+}
+SMALL_SHAPE = (64, 64, 40)  # the reduced-size subjects of the cohort-scale measurement
+
+
+def widths() -> dict[str, list[int]]:
+    """The default network width (conf/model) and the demo's (conf/experiment/demo), read from conf/."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mutual_seg.config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        default = compose("config", overrides=["paths.output_dir=/tmp"]).model.net.features
+        demo = compose("config", overrides=["experiment=demo", "paths.output_dir=/tmp"]).model.net.features
+    GlobalHydra.instance().clear()
+    return {"default": list(default), "demo": list(demo)}
+
+
+def child(script: str, args: list[str], out: Path) -> dict[str, Any]:
+    """Run ``benchmarks/<script> args`` in a fresh Python and read the JSON it writes to ``out``."""
+    done = subprocess.run([sys.executable, str(HERE / script), *args, str(out)],
+                          check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"error": tail[0][:300]}
+    return json.loads(out.read_text())
+
+
+def run_model(spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    spec_file = tmp / "spec.json"
+    spec_file.write_text(json.dumps(spec))
+    return child("models.py", [str(spec_file)], tmp / "model.json")
+
+
+def make_data(work: Path, mode: dict[str, Any]) -> tuple[Path, Path]:
+    """The benchmark's own data: full-size subjects, and a pool of small ones for the cohort scale."""
+    from mutual_seg.data.synthetic import generate_dataset
+
+    full = work / "data" / ("full" if mode["shape"] == (240, 240, 155) else "smoke")
+    generate_dataset(full, mode["full_subjects"], seed=0, shape=mode["shape"], progress=False)
+    pool = work / "data" / f"pool{mode['pool']}"
+    generate_dataset(pool, mode["pool"], seed=1, shape=SMALL_SHAPE, progress=False)
+    return full, pool
+
+
+def cohort(pool: Path, n: int, dest: Path) -> Path:
+    """A UCSF-PDGM-layout folder of ``n`` subjects whose files link to the pool's (cycling through it).
+
+    Each linked subject has its own id and paths, so it is preprocessed and cached on its own; only the
+    pixels repeat, which the loader's memory does not depend on.
+    """
+    sources = sorted(p for p in pool.iterdir() if p.name.endswith("_nifti"))
+    shutil.rmtree(dest, ignore_errors=True)
+    for i in range(n):
+        src = sources[i % len(sources)]
+        old, new = src.name[: -len("_nifti")], f"UCSF-PDGM-{i + 1:04d}"
+        folder = dest / f"{new}_nifti"
+        folder.mkdir(parents=True)
+        for f in src.iterdir():
+            (folder / f.name.replace(old, new)).symlink_to(f.resolve())
+    return dest
+
+
+def bench_models(mode: dict[str, Any], subject: dict[str, Any], tmp: Path) -> list[dict[str, Any]]:
+    """Every model at each width, the matched peer beside the mutual-attention model, then the fast paths."""
+    from models import peer_features
+
+    rows = []
+    base = {"slice": mode["slice"], "train_steps": mode["train_steps"], "train_seconds": mode["train_seconds"],
+            "inference_repeats": mode["inference_repeats"], "subject": subject}
+    all_widths = widths()
+    for width in mode["widths"]:
+        features = all_widths[width]
+        for name, model, modality in MODELS:
+            spec = {**base, "model": model, "modality": modality, "features": features}
+            rows.append({"model": name, "width": width, "features": features, "fast_path": "plain",
+                         **run_model(spec, tmp)})
+            console.log(f"{name} ({width}): {rows[-1]}")
+            if name == "mutual" and "parameters" in rows[-1]:
+                peer = peer_features(rows[-1]["parameters"], in_channels=2, out_channels=1)
+                rows.append({"model": "monai_basicunet", "width": width, "features": peer, "fast_path": "plain",
+                             **run_model({**spec, "peer_features": peer}, tmp)})
+                console.log(f"peer ({width}): {rows[-1]}")
+    width = mode["widths"][0]
+    peer = next((r["features"] for r in rows if r["model"] == "monai_basicunet" and r["width"] == width), None)
+    for fast, (overrides, precision) in FAST_PATHS.items():
+        for name, extra in (("mutual", {}), ("monai_basicunet", {"peer_features": peer})):
+            if name == "monai_basicunet" and peer is None:
+                continue
+            spec = {**base, "model": "mutual", "modality": "flair_t2w", "features": all_widths[width],
+                    "overrides": overrides, "precision": precision, **extra}
+            rows.append({"model": name, "width": width, "features": extra.get("peer_features") or all_widths[width],
+                         "fast_path": fast, **run_model(spec, tmp)})
+            console.log(f"{name} ({width}, {fast}): {rows[-1]}")
+    return rows
+
+
+def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Path) -> dict[str, Any]:
+    cache = work / "cache_full"
+    shutil.rmtree(cache, ignore_errors=True)
+    prep = loader_bench.preprocess(full, cache)
+    console.log(f"preprocessing: {prep}")
+    rates = []
+    for workers in (0, 2):
+        for augment in (False, True):
+            rates.append(loader_bench.loader_rate(full, cache, workers, augment, mode["loader_seconds"]))
+            console.log(f"loader: {rates[-1]}")
+    scale = []
+    for n in mode["cohorts"]:
+        root = cohort(pool, n, work / "cohorts" / str(n))
+        scale_cache = work / "cohort_cache" / str(n)
+        shutil.rmtree(scale_cache, ignore_errors=True)
+        scale.append({"cohort": n, **child("loader.py", ["scale", str(root), str(scale_cache),
+                                                         str(mode["scale_batches"])], tmp / "scale.json")})
+        console.log(f"cohort {n}: {scale[-1]}")
+    return {"preprocessing": prep, "loader": rates, "scale": scale, "scale_subject_shape": list(SMALL_SHAPE)}
+
+
+def inference_subject(full: Path, work: Path) -> dict[str, Any]:
+    """Paths of one cached full-size subject (the first test subject of fold 0) for the inference figures."""
+    dm = loader_bench.build_datamodule(full, work / "cache_full", workers=0)
+    dm.setup("test")
+    s = dm.subjects["test"][0]
+    return {"id": s.id, "images": {m: str(p) for m, p in s.images.items()}, "mask": str(s.mask),
+            "spacing": list(s.spacing), "shape": list(s.shape)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="fewer steps and repeats (within 10 min on 2 cores)")
+    group.add_argument("--smoke", action="store_true", help="tiny sizes: checks the benchmark itself runs")
+    parser.add_argument("--work", type=Path, default=Path(".cache/bench"), help="generated data and caches")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="folder of bench.json")
+    parser.add_argument("--results-md", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args(argv)
+    name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = MODES[name]
+    start = time.perf_counter()
+    result: dict[str, Any] = {"mode": name, "machine": machine(), "load_average_start": load_average()}
+    console.log(f"bench ({name}) on {result['machine']}, load average {result['load_average_start']}")
+    work = args.work.resolve()
+    tmp = work / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PYTHONPATH", str(HERE.parent))
+    result["matmul_peak"] = matmul_peak(mode["matmul_seconds"])
+    console.log(f"matmul peak: {result['matmul_peak']}")
+    full, pool = make_data(work, mode)
+    result["data"] = bench_data(mode, full, pool, work, tmp)
+    result["models"] = bench_models(mode, inference_subject(full, work), tmp)
+    result["load_average_end"] = load_average()
+    result["wall_s"] = round(time.perf_counter() - start, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "bench.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.results_md, report.render(result))
+    console.log(f"wrote {args.out / 'bench.json'} and {args.results_md} in {result['wall_s']} s")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Data figures: loader slices/s from the cache (with and without augmentation), preprocessing time and cache
+size per subject, and the loader's resident memory against cohort size.
+
+Memory is measured in a fresh process per cohort (``python benchmarks/loader.py scale ROOT CACHE OUT``) so that
+each figure is that cohort's own: the cache is memory-mapped, so a larger cohort should not need more memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import current_rss_mb, peak_rss_mb
+
+
+def build_datamodule(root: Path, cache: Path, workers: int, overrides: tuple[str, ...] = ()):
+    """The run's data module (Hydra compose of conf/), on ``root`` with its cache in ``cache``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    from mutual_seg.config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[
+            f"data.layout.root={root}", f"paths.cache_dir={cache}", f"data.num_workers={workers}",
+            "data.cache_workers=0", "paths.output_dir=/tmp", "n_folds=2", *overrides])
+    return instantiate(cfg.data)
+
+
+def dir_size(path: Path) -> int:
+    """Bytes of the regular files under ``path``."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def preprocess(root: Path, cache: Path) -> dict[str, Any]:
+    """Fill a fresh cache for ``root`` in this process; seconds and bytes per subject."""
+    dm = build_datamodule(root, cache, workers=0)
+    n = len(dm.find_subjects())
+    start = time.perf_counter()
+    dm.cache.prepare(dm.find_subjects(), dm.modalities, progress=False)
+    elapsed = time.perf_counter() - start
+    return {"subjects": n, "s_per_subject": round(elapsed / n, 3), "cache_mb_per_subject": round(dir_size(cache) / n / 2**20, 2)}
+
+
+def loader_rate(root: Path, cache: Path, workers: int, augment: bool, seconds: float) -> dict[str, Any]:
+    """Training slices/s of the run's loader (batch and selection from conf/data) over about ``seconds``."""
+    dm = build_datamodule(root, cache, workers)
+    dm.setup("fit")
+    loader = torch.utils.data.DataLoader(dm.train_dataset(augment=augment), batch_size=dm.batch_size,
+                                         shuffle=True, num_workers=workers, persistent_workers=workers > 0)
+    it = iter(loader)
+    next(it)  # warm-up: workers start, memory maps open
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(loader)
+            continue
+        count += batch["image"].shape[0]
+    rate = count / (time.perf_counter() - start)
+    shape = list(batch["image"].shape[1:])
+    return {"workers": workers, "augment": augment, "slices_per_s": round(rate, 1), "slices": count,
+            "slice_shape": shape, "batch_size": dm.batch_size}
+
+
+def scale(root: Path, cache: Path, batches: int) -> dict[str, Any]:
+    """Resident memory of one training process that reads ``batches`` batches drawn across the whole cohort."""
+    base = current_rss_mb()
+    prep = preprocess(root, cache)
+    dm = build_datamodule(root, cache, workers=0)
+    dm.setup("fit")
+    before = current_rss_mb()
+    loader = torch.utils.data.DataLoader(dm.train_dataset(augment=False), batch_size=dm.batch_size, shuffle=True)
+    seen = 0
+    for i, batch in enumerate(loader):
+        seen += batch["image"].shape[0]
+        if i + 1 >= batches:
+            break
+    subjects_touched = len(loader.dataset._arrays)
+    return {"subjects": prep["subjects"], "train_subjects": len(dm.subjects["train"]),
+            "subjects_read": subjects_touched, "slices_read": seen,
+            "rss_after_imports_mb": round(base, 1), "rss_before_loading_mb": round(before, 1),
+            "rss_after_loading_mb": round(current_rss_mb(), 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "preprocess_s_per_subject": prep["s_per_subject"], "cache_mb_per_subject": prep["cache_mb_per_subject"]}
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "scale":
+        root, cache, batches, out = Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
+        out.write_text(json.dumps(scale(root, cache, batches), indent=2) + "\n")

@@ -1,0 +1,149 @@
+"""bench.json -> RESULTS.md: the tables, ours/peer ratios and the issue's targets, each with its hardware."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGETS = {"train_ratio": 1.5, "inference_s": 5.0, "peak_share": 0.40}
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _find(rows: list[dict], **keys: Any) -> dict | None:
+    return next((r for r in rows if all(r.get(k) == v for k, v in keys.items()) and "error" not in r), None)
+
+
+def machine_lines(result: dict[str, Any]) -> list[str]:
+    m = result["machine"]
+    gpu = m["gpu"] or "none (no GPU machine was available for this run; GPU figures are still to be recorded)"
+    return [
+        f"- date: {m['date']}; mode: `{result['mode']}`; wall time {result.get('wall_s', 'n/a')} s",
+        (f"- CPU: {m['cpu']}, {m['cores']} usable cores ({m['logical_cpus']} logical), torch threads "
+        f"{m['torch_threads']}; torch {m['torch']}, Python {m['python']}"),
+        f"- GPU: {gpu}",
+        (f"- load average (1, 5, 15 min) at start {result['load_average_start']}, at end "
+        f"{result.get('load_average_end')}: a load above the core count means the CPU was shared with other "
+        "work, and every speed below is then a lower bound"),
+        (f"- measured float32 matmul peak: {result['matmul_peak']['gflops']} GFLOP/s "
+        f"([{result['matmul_peak']['size']}]^2 products)"),
+    ]
+
+
+def model_table(result: dict[str, Any]) -> list[str]:
+    peak = result["matmul_peak"]["gflops"]
+    lines = [("| model | width | features | fast path | params | GFLOPs/slice (fwd) | train slices/s (batch 8) | "
+             "train GFLOP/s | % of matmul peak | inference s/subject | peak RSS MB |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["models"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['width']} | {r['features']} | {r['fast_path']} | failed: "
+                         f"{r['error']} |||||||")
+            continue
+        share = r["train_gflops_per_s"] / peak if peak else None
+        lines.append(
+            f"| {r['model']} | {r['width']} | {r['features']} | {r['fast_path']} | {r['parameters']:,} | "
+            f"{r['flops_per_slice'] / 1e9:.2f} | {_fmt(r['slices_per_s'])} | {_fmt(r['train_gflops_per_s'], 1)} | "
+            f"{_fmt(100 * share, 1) if share is not None else 'n/a'} | {_fmt(r.get('s_per_subject'))} | "
+            f"{_fmt(r['peak_rss_mb'], 0)} |")
+    return lines
+
+
+def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ours (dual mutual attention) over the peer, per width and fast path, where both were measured."""
+    out = []
+    for ours in (r for r in result["models"] if r["model"] == "mutual" and "error" not in r):
+        peer = _find(result["models"], model="monai_basicunet", width=ours["width"], fast_path=ours["fast_path"])
+        if peer is None:
+            continue
+        out.append({
+            "width": ours["width"], "fast_path": ours["fast_path"],
+            "params": ours["parameters"] / peer["parameters"],
+            "flops": ours["flops_per_slice"] / peer["flops_per_slice"],
+            "train_speed": ours["slices_per_s"] / peer["slices_per_s"],
+            "inference_time": (ours["s_per_subject"] / peer["s_per_subject"]
+                               if ours.get("s_per_subject") and peer.get("s_per_subject") else None),
+            "peak_rss": ours["peak_rss_mb"] / peer["peak_rss_mb"],
+        })
+    return out
+
+
+def ratio_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [("| width | fast path (both) | params | FLOPs/slice | train slices/s (>1: ours faster) | "
+             "inference s/subject (<1: ours faster) | peak RSS |"), "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['width']} | {r['fast_path']} | {r['params']:.2f} | {r['flops']:.2f} | {r['train_speed']:.2f} | "
+              f"{_fmt(r['inference_time'])} | {r['peak_rss']:.2f} |" for r in rows]
+    return lines
+
+
+def targets(result: dict[str, Any]) -> list[str]:
+    """The issue's three targets on this machine, each reached or not, from the best fast path measured."""
+    ours = [r for r in result["models"] if r["model"] == "mutual" and r["width"] == "default" and "error" not in r]
+    peers = [r for r in result["models"] if r["model"] == "monai_basicunet" and r["width"] == "default"
+             and "error" not in r]
+    if not ours or not peers:
+        return ["- targets: not evaluated (the default-width models were not measured in this mode)"]
+    best = max(ours, key=lambda r: r["slices_per_s"])
+    best_peer = max(peers, key=lambda r: r["slices_per_s"])
+    fastest_inf = min((r for r in ours if r.get("s_per_subject")), key=lambda r: r["s_per_subject"], default=None)
+    share = best["train_gflops_per_s"] / result["matmul_peak"]["gflops"]
+    ratio = best["slices_per_s"] / best_peer["slices_per_s"]
+
+    def mark(ok: bool) -> str:
+        return "reached" if ok else "NOT reached"
+
+    lines = [(f"- training throughput, dual mutual attention / peer at matched parameters (each at its fastest "
+             f"measured path: ours {best['fast_path']}, peer {best_peer['fast_path']}): {ratio:.2f}x "
+             f"(target >= {TARGETS['train_ratio']}x): {mark(ratio >= TARGETS['train_ratio'])}")]
+    if fastest_inf is not None:
+        s = fastest_inf["s_per_subject"]
+        lines.append(f"- inference per 240x240x155 subject, default model ({fastest_inf['fast_path']}): {s:.2f} s "
+                     f"(target <= {TARGETS['inference_s']} s): {mark(s <= TARGETS['inference_s'])}")
+    lines.append(f"- training at {100 * share:.1f} % of the measured matmul peak ({best['fast_path']}; target >= "
+                 f"{100 * TARGETS['peak_share']:.0f} %): {mark(share >= TARGETS['peak_share'])}")
+    return lines
+
+
+def data_lines(data: dict[str, Any]) -> list[str]:
+    p = data["preprocessing"]
+    lines = [(f"Preprocessing (load NIfTI, eq. 1 normalization, write the cache), one process: {p['s_per_subject']} s "
+             f"and {p['cache_mb_per_subject']} MB of cache per subject ({p['subjects']} subjects)."), "",
+             "| workers | augmentation | slices/s | slice [I, H, W] | batch |", "|---|---|---|---|---|"]
+    lines += [f"| {r['workers']} | {'on' if r['augment'] else 'off'} | {r['slices_per_s']} | {r['slice_shape']} | "
+              f"{r['batch_size']} |" for r in data["loader"]]
+    lines += ["", (f"Cohort scale (subjects of {data['scale_subject_shape']} voxels; one process reading training "
+              "batches drawn across the whole cohort; memory-mapped cache):"), "",
+              ("| cohort | subjects read | slices read | RSS after imports MB | RSS after reading MB | "
+              "growth MB | peak RSS MB | preprocessing s/subject | cache MB/subject |"),
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in data["scale"]:
+        if "error" in r:
+            lines.append(f"| {r['cohort']} | failed: {r['error']} ||||||||")
+            continue
+        growth = r["rss_after_loading_mb"] - r["rss_after_imports_mb"]
+        lines.append(f"| {r['cohort']} | {r['subjects_read']} | {r['slices_read']} | {r['rss_after_imports_mb']} | "
+                     f"{r['rss_after_loading_mb']} | {growth:.1f} | {r['peak_rss_mb']} | "
+                     f"{r['preprocess_s_per_subject']} | {r['cache_mb_per_subject']} |")
+    return lines
+
+
+def render(result: dict[str, Any]) -> str:
+    """The whole RESULTS.md for one benchmark result."""
+    lines = ["# Benchmark results", "",
+             "Written by `make bench` (`benchmarks/bench.py`); the raw figures are in `benchmarks/results/bench.json`.",
+             ("Our models are built from `conf/` as a run builds them; the peer is MONAI's `BasicUNet` (2D) at the "
+             "parameter count of our dual mutual-attention model, run through the same `SegModule` and the same "
+             "whole-volume inference. Training: forward, Dice loss, backward and Adam step on random 240 x 240 "
+             "slices, batch 8. Inference: one cached 240 x 240 x 155 subject through the project's whole-volume "
+             "inference (brain-box crop, batches, threshold). FLOPs: `torch.utils.flop_counter` "
+             "(convolutions, matrix products; elementwise work is not counted)."), "", "## Machine", "",
+             *machine_lines(result), "", "## Models", "", *model_table(result), "",
+             "## Ours / peer (dual mutual attention / MONAI BasicUNet at matched parameters)", "",
+             *ratio_table(ratios(result)), "", "## Targets (issue 10) on this machine", "", *targets(result), "",
+             "## Data", "", *data_lines(result["data"]), ""]
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The benchmark's own logic (benchmarks/): the matched peer, the cohort folders, the report. No timings asserted."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import report
+
+
+def test_peer_width_matches_our_parameter_count():
+    pytest.importorskip("monai")
+    from models import PeerNet, peer_features
+
+    target = 908_273  # the default dual mutual-attention model
+    features = peer_features(target, in_channels=2, out_channels=1)
+    params = sum(p.numel() for p in PeerNet(2, 1, features).parameters())
+    assert abs(params - target) / target < 0.03, (features, params)
+    assert features[1:5] == sorted(features[1:5])  # MONAI's widening ratios kept
+
+
+def test_cohort_links_give_the_layout_n_distinct_subjects(tiny_data, tmp_path):
+    from bench import cohort
+
+    from mutual_seg.data.layouts import UCSFPDGMLayout
+
+    root = cohort(tiny_data, 13, tmp_path / "cohort")
+    subjects = UCSFPDGMLayout(root, bias_corrected=False, cohort=None, include_followups=True).find(["flair", "t2w"])
+    assert len({s.id for s in subjects}) == 13
+    assert all(Path(s.images["flair"]).resolve().is_file() for s in subjects)
+
+
+def _row(model: str, fast: str, rate: float, seconds: float, params: int = 900_000) -> dict:
+    return {"model": model, "width": "default", "features": [16, 32, 64, 128], "fast_path": fast,
+            "parameters": params, "flops_per_slice": 6e9, "slices_per_s": rate, "train_gflops_per_s": rate * 18.6,
+            "s_per_subject": seconds, "peak_rss_mb": 2000.0}
+
+
+def test_report_gives_hardware_load_ratios_and_honest_targets():
+    result = {
+        "mode": "quick", "wall_s": 500.0, "load_average_start": [5.0, 4.0, 3.0], "load_average_end": [6.0, 5.0, 4.0],
+        "machine": {"cpu": "Test CPU", "cores": 2, "logical_cpus": 2, "torch_threads": 2, "torch": "2.13.0",
+                    "python": "3.11", "gpu": None, "date": "2026-11-26 19:00 UTC"},
+        "matmul_peak": {"gflops": 100.0, "size": 2048},
+        "models": [_row("mutual", "plain", 2.0, 8.0), _row("monai_basicunet", "plain", 1.0, 4.0),
+                   _row("mutual", "bf16", 3.0, 4.5), _row("monai_basicunet", "bf16", 2.5, 3.0),
+                   {"model": "concat", "width": "default", "features": [16], "fast_path": "plain", "error": "boom"}],
+        "data": {"preprocessing": {"subjects": 4, "s_per_subject": 2.0, "cache_mb_per_subject": 50.0},
+                 "loader": [{"workers": 2, "augment": True, "slices_per_s": 400.0, "slice_shape": [2, 240, 240],
+                             "batch_size": 16}],
+                 "scale": [{"cohort": 10, "subjects_read": 5, "slices_read": 100, "rss_after_imports_mb": 300.0,
+                            "rss_after_loading_mb": 350.0, "peak_rss_mb": 360.0, "preprocess_s_per_subject": 0.1,
+                            "cache_mb_per_subject": 1.0}], "scale_subject_shape": [64, 64, 40]},
+    }
+    text = report.render(result)
+    assert "Test CPU, 2 usable cores" in text and "[5.0, 4.0, 3.0]" in text
+    assert "GPU: none" in text
+    assert "| default | plain | 1.00 | 1.00 | 2.00 | 2.00 | 1.00 |" in text  # ours/peer per fast path
+    # best of ours (bf16, 3.0) over best peer (bf16, 2.5) = 1.2 < 1.5; 4.5 s <= 5 s; 3.0 * 18.6 / 100 = 55.8 %
+    assert "1.20x (target >= 1.5x): NOT reached" in text
+    assert "4.50 s (target <= 5.0 s): reached" in text
+    assert "55.8 % of the measured matmul peak" in text and "reached" in text
+    assert "failed: boom" in text
+    assert "| 10 | 5 | 100 | 300.0 | 350.0 | 50.0 |" in text
+
+
+@pytest.mark.slow
+def test_smoke_benchmark_writes_json_and_results(tmp_path):
+    pytest.importorskip("monai")
+    from bench import main
+
+    result = main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
+                   "--results-md", str(tmp_path / "RESULTS.md")])
+    saved = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert saved["mode"] == "smoke" and saved["machine"]["cores"] >= 1
+    assert not [r for r in result["models"] if "error" in r], result["models"]
+    assert {r["model"] for r in saved["models"]} >= {"single", "unet", "concat", "mutual", "mutual_token",
+                                                       "monai_basicunet"}
+    assert "## Targets" in (tmp_path / "RESULTS.md").read_text()
