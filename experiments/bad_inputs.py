@@ -130,7 +130,7 @@ def run_case(case: Case, tmp: Path, clean: Path | None) -> tuple[int, str]:
 def row(case: Case, code: int, message: str) -> str:
     shown = " ".join(a for a in case.command[3:] if a not in TINY).replace(sys.executable, "python")
     if case.data and case.command[:3] == RUN:
-        shown = " ".join([shown, "data.layout.root=<data>"]).strip()
+        shown = f"{shown} data.layout.root=<data>".strip()
     verb = "check" if case.command[:3] == CHECK else "run"
     cells = [f"`{case.id}`", case.what, f"`{verb} {shown}`".replace("{tmp}", "<tmp>").replace("{data}", "<data>"),
              str(code), message.replace("|", "\\|")]
