@@ -59,6 +59,7 @@ class Case:
 
 RUN = [sys.executable, "-m", "mutual_seg.run"]
 CHECK = [sys.executable, "-m", "mutual_seg.data.check"]
+PREDICT = [sys.executable, "-m", "mutual_seg.predict"]
 CASES = [
     # -- command line (refused before Hydra runs)
     Case("run-fold-abc", "override of the wrong type", [*RUN, "fold=abc"], fast=True, data=False),
@@ -91,6 +92,13 @@ CASES = [
     Case("check-broken", "a set with problems", [*CHECK, "{data}"], lambda r: _first(r, "T2").unlink()),
     Case("check-no-folder", "no such folder", [*CHECK, "{tmp}/nowhere"], data=False),
     Case("check-bad-layout", "unknown layout", [*CHECK, "{tmp}", "--layout", "nope"], fast=True, data=False),
+    # -- predict (issue 9's command)
+    Case("predict-missing-checkpoint", "checkpoint that does not exist",
+         [*PREDICT, "--checkpoint", "{tmp}/none.ckpt", "--input", "{tmp}", "--output", "{tmp}/out"], data=False),
+    Case("predict-checkpoint-folder", "a folder as checkpoint",
+         [*PREDICT, "--checkpoint", "{tmp}", "--input", "{tmp}", "--output", "{tmp}/out"], data=False),
+    Case("predict-no-input", "no input images", [*PREDICT, "--checkpoint", "{tmp}/none.ckpt", "--output", "{tmp}/out"],
+         data=False),
 ]
 
 
@@ -131,7 +139,7 @@ def row(case: Case, code: int, message: str) -> str:
     shown = " ".join(a for a in case.command[3:] if a not in TINY).replace(sys.executable, "python")
     if case.data and case.command[:3] == RUN:
         shown = f"{shown} data.layout.root=<data>".strip()
-    verb = "check" if case.command[:3] == CHECK else "run"
+    verb = {tuple(CHECK): "check", tuple(PREDICT): "predict"}.get(tuple(case.command[:3]), "run")
     cells = [f"`{case.id}`", case.what, f"`{verb} {shown}`".replace("{tmp}", "<tmp>").replace("{data}", "<data>"),
              str(code), message.replace("|", "\\|")]
     return "| " + " | ".join(cells) + " |"
@@ -149,8 +157,9 @@ def table(cases: list[Case]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--readme", action="store_true", help="rewrite the table in README.md")
+    parser.add_argument("--only", metavar="PREFIX", help="run only the cases whose id starts with PREFIX (print)")
     args = parser.parse_args()
-    text = table(CASES)
+    text = table([c for c in CASES if c.id.startswith(args.only or "")])
     if not args.readme:
         print(text)
         return 0
