@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytorch_lightning.utilities import rank_zero_only
+
 from mutual_seg.runtime.guards import guard_run_folder
 from mutual_seg.runtime.overrides import check_overrides
 from mutual_seg.runtime.resume import locate_run_dir
@@ -25,6 +27,8 @@ def preflight(args: Sequence[str]) -> list[str]:
         OutputError: the run folder holds an earlier run's results and neither switch was passed.
     """
     args = list(args)
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return args  # a DDP process Lightning started for rank > 0: rank 0 checked this command (and wrote there)
     if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in args):
         return args  # --cfg, --help, --config-name ...: Hydra's own modes
     multirun = any(a in MULTIRUN_FLAGS for a in args)
