@@ -43,13 +43,13 @@ FAST_PATHS = {  # name -> (module.fast_path overrides, precision as trainer.prec
 MODES = {  # what each mode measures; "full" is the default
     "full": {"slice": 240, "shape": (240, 240, 155), "full_subjects": 6, "train_steps": 5, "train_seconds": 20.0,
              "inference_repeats": 2, "loader_seconds": 15.0, "cohorts": (10, 50, 200), "pool": 20,
-             "scale_batches": 100, "matmul_seconds": 5.0, "widths": ("default", "demo")},
+             "scale_batches": 100, "matmul_seconds": 5.0, "widths": ("default", "demo"), "fast_paths": tuple(FAST_PATHS)},
     "quick": {"slice": 240, "shape": (240, 240, 155), "full_subjects": 4, "train_steps": 2, "train_seconds": 0.0,
               "inference_repeats": 1, "loader_seconds": 4.0, "cohorts": (10, 50, 200), "pool": 10,
-              "scale_batches": 40, "matmul_seconds": 2.0, "widths": ("default", "demo")},
+              "scale_batches": 40, "matmul_seconds": 2.0, "widths": ("default", "demo"), "fast_paths": ("bf16",)},
     "smoke": {"slice": 96, "shape": (96, 96, 40), "full_subjects": 4, "train_steps": 1, "train_seconds": 0.0,
               "inference_repeats": 1, "loader_seconds": 1.0, "cohorts": (4, 8), "pool": 4,
-              "scale_batches": 4, "matmul_seconds": 0.5, "widths": ("demo",)},
+              "scale_batches": 4, "matmul_seconds": 0.5, "widths": ("demo",), "fast_paths": ("bf16",)},
 }
 SMALL_SHAPE = (64, 64, 40)  # the reduced-size subjects of the cohort-scale measurement
 
@@ -137,7 +137,8 @@ def bench_models(mode: dict[str, Any], subject: dict[str, Any], tmp: Path) -> li
                 console.log(f"peer ({width}): {rows[-1]}")
     width = mode["widths"][0]
     peer = next((r["features"] for r in rows if r["model"] == "monai_basicunet" and r["width"] == width), None)
-    for fast, (overrides, precision) in FAST_PATHS.items():
+    for fast in mode["fast_paths"]:
+        overrides, precision = FAST_PATHS[fast]
         for name, extra in (("mutual", {}), ("monai_basicunet", {"peer_features": peer})):
             if name == "monai_basicunet" and peer is None:
                 continue
