@@ -157,7 +157,7 @@ def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Pa
     console.log(f"preprocessing: {prep}")
     rates = []
     for workers in (0, 2):
-        for augment in (False, True):
+        for augment in ("off", "loader", "device"):
             rates.append(loader_bench.loader_rate(full, cache, workers, augment, mode["loader_seconds"]))
             console.log(f"loader: {rates[-1]}")
     scale = []

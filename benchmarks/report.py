@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+AUGMENT = {"off": "off", "loader": "per slice in the loader", "device": "batched after the loader (CPU here)",
+           False: "off", True: "per slice in the loader"}
 TARGETS = {"train_ratio": 1.5, "inference_s": 5.0, "peak_share": 0.40}
 
 
@@ -113,8 +115,8 @@ def data_lines(data: dict[str, Any]) -> list[str]:
     p = data["preprocessing"]
     lines = [(f"Preprocessing (load NIfTI, eq. 1 normalization, write the cache), one process: {p['s_per_subject']} s "
              f"and {p['cache_mb_per_subject']} MB of cache per subject ({p['subjects']} subjects)."), "",
-             "| workers | augmentation | slices/s | slice [I, H, W] | batch |", "|---|---|---|---|---|"]
-    lines += [f"| {r['workers']} | {'on' if r['augment'] else 'off'} | {r['slices_per_s']} | {r['slice_shape']} | "
+             "| loader workers | augmentation | slices/s | slice [I, H, W] | batch |", "|---|---|---|---|---|"]
+    lines += [f"| {r['workers']} | {AUGMENT.get(r['augment'], r['augment'])} | {r['slices_per_s']} | {r['slice_shape']} | "
               f"{r['batch_size']} |" for r in data["loader"]]
     lines += ["", (f"Cohort scale (subjects of {data['scale_subject_shape']} voxels; one process reading training "
               "batches drawn across the whole cohort; memory-mapped cache):"), "",
