@@ -10,7 +10,7 @@ SUBJECTS ?= 35
 DEMO_DATA ?= data/demo
 DEMO_SUBJECTS ?= 20
 
-.PHONY: install test test-all demo data bench lint clean ablation
+.PHONY: install test test-all demo data bench lint clean ablation reproduce-table1 reproduce-table2
 
 install: $(STAMP)
 
@@ -28,7 +28,7 @@ test-all: install
 	$(BIN)/python -m pytest -q
 
 data: install
-	$(BIN)/python -m mutual_seg.data.synthetic --out $(DATA) --subjects $(SUBJECTS) --seed 0
+	$(BIN)/python -m mutual_seg.data.synthetic --out $(DATA) --subjects $(SUBJECTS) --seed 0 $(SYNTH_ARGS)
 
 # The demo set is generated once (a re-run with the same arguments resumes or skips), then the demo trains and tests.
 demo: install
@@ -50,6 +50,25 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench: install $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench.py $(if $(QUICK),--quick)
+
+# The paper's Table 1 / Table 2: the Hydra sweep of conf/experiment/table{1,2}[_quick].yaml, then mutual-seg-report.
+# DATA_DIR=<UCSF-PDGM tree>: the paper's astrocytoma cohort; otherwise the synthetic set $(DATA) (made first if
+# absent). QUICK=1: the reduced budget (table*_quick.yaml) on a half-resolution synthetic set, $(DATA)_quick
+# (QUICK_SHAPE voxels over the same field of view: 2 mm instead of 1 mm). ARGS: extra Hydra overrides.
+QUICK_SHAPE ?= 120 120 78
+REPRO_OUT ?= outputs/reproduce
+REPRO_SET = $(if $(QUICK),$(DATA)_quick,$(DATA))
+REPRO_DATA = $(if $(DATA_DIR),data=ucsf_pdgm_astrocytoma data.layout.root=$(DATA_DIR),data.layout.root=$(REPRO_SET))
+REPRO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+REPORT_table1 :=
+REPORT_table2 = --compare flair flair_t2w $(if $(DATA_DIR),--exclude UCSF-PDGM-0255)
+
+reproduce-table1 reproduce-table2: reproduce-%: install
+	$(if $(DATA_DIR),,$(BIN)/python -m mutual_seg.data.synthetic --out $(REPRO_SET) --subjects $(SUBJECTS) --seed 0 \
+		$(if $(QUICK),--shape $(QUICK_SHAPE)) $(SYNTH_ARGS))
+	$(BIN)/python -m mutual_seg.run -m experiment=$*$(if $(QUICK),_quick) $(REPRO_DATA) \
+		hydra.sweep.dir=$(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(ARGS)
+	$(BIN)/python -m mutual_seg.report $(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(REPORT_$*)
 
 lint: install
 	$(BIN)/ruff check mutual_seg tests

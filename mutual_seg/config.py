@@ -17,8 +17,9 @@ _CHECKOUT = Path(__file__).resolve().parents[1] / "conf"
 CONFIG_DIR: Path = _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
 
 # Groups whose choices are files in conf/<group>/; the names users see in errors.
-GROUPS = ("data", "modality", "model", "loss", "optim", "trainer", "callbacks", "logger", "experiment")
-_NOUNS = {"data": "data set", "model": "model"}
+GROUPS = ("data", "modality", "model", "loss", "optim", "trainer", "callbacks", "logger", "experiment",
+          "hparams_search", "hydra/launcher")
+_NOUNS = {"data": "data set", "model": "model", "hydra/launcher": "launcher", "hparams_search": "search"}
 
 
 def register_resolvers() -> None:
@@ -37,8 +38,15 @@ def _budget_widths(table, model: str, modality: str):
 
 
 def group_options(group: str) -> list[str]:
-    """Config names available in ``conf/<group>/``."""
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    """Config names available in ``conf/<group>/`` (for ``hydra/*`` groups also those Hydra and its plugins register)."""
+    names = {p.stem for p in (CONFIG_DIR / group).glob("*.yaml")}
+    if group.startswith("hydra/"):
+        from hydra.core.config_store import ConfigStore
+        from hydra.core.plugins import Plugins
+
+        Plugins.instance()  # discovers the installed plugins, which register their configs (e.g. submitit_slurm)
+        names |= {n.removesuffix(".yaml") for n in ConfigStore.instance().list(group)}
+    return sorted(names)
 
 
 def check_group_overrides(overrides: Sequence[str]) -> None:
@@ -52,7 +60,7 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         if not sep or key not in GROUPS or "(" in value or value in ("", "null"):
             continue  # not a group choice, or a sweep function such as glob(*) that Hydra expands itself
         options = group_options(key)
-        for choice in value.split(","):
+        for choice in value.replace("[", "").replace("]", "").split(","):  # a sweep a,b or a list [a,b]
             if choice not in options:
                 noun = _NOUNS.get(key, key)
                 raise ConfigError(f"unknown {noun} {choice!r} in {override!r}; valid {key} choices: {', '.join(options)}")

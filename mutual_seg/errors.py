@@ -32,6 +32,10 @@ class OutputError(MutualSegError):
     """An output cannot be written (disk full, read-only folder, permissions) or would overwrite a result."""
 
 
+class ResultsError(MutualSegError):
+    """Run folders cannot be read or reported (nothing finished, mixed tasks, a corrupt results file)."""
+
+
 def subject_error(subject_id: str, path: str | Path | None, problem: str, fix: str) -> DataError:
     """Build the standard one-line data error: ``subject <id>, file <path>: <problem>; <fix>``."""
     where = f"subject {subject_id}" + (f", file {path}" if path is not None else "")

@@ -138,12 +138,13 @@ class SegModule(pl.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         pred, target = self._masks(batch)
         spacing = tuple(float(s) for s in batch["spacing"])
+        brain = batch["mask"].cpu().numpy() if "mask" in batch else None  # for Ac_brain (eq. 3 inside the brain)
         dices = []
         for o in range(pred.shape[1]):
             row: dict[str, Any] = {"subject": batch["id"]}
             if pred.shape[1] > 1:
                 row["output"] = o
-            row.update(segmentation_metrics(pred[:, o], target[:, o], spacing))
+            row.update(segmentation_metrics(pred[:, o], target[:, o], spacing, brain=brain))
             self.test_rows.append(row)
             dices.append(row["Dc"])
         self.test_dice.update(torch.tensor(float(np.mean(dices)), device=self.device))

@@ -5,6 +5,7 @@ confusion counts TP, FP, TN, FN:
 
     Dc  = 2TP / (FP + 2TP + FN)                      (eq. 2)
     Ac  = (TP + TN) / (TP + FP + TN + FN)            (eq. 3)
+    Ac_brain = eq. 3 counted inside the brain mask only (not in the paper; see below)
     Re  = TP / (TP + FN)                             (eq. 4)
     Pr  = TP / (TP + FP)                             (eq. 5)
     IoU = TP / (TP + FP + FN)                        (eq. 6)
@@ -20,6 +21,12 @@ by centimetres on the same prediction:
     HD95_max  max of the two DIRECTED 95th percentiles (MONAI ``compute_hausdorff_distance(...,
               percentile=95)`` / BraTS convention). The same blob can dominate the direction
               prediction -> reference, so HD95_max reports it.
+
+Why ``Ac_brain``: over a whole 240x240x155 volume TN is ~99 % of the voxels, so eq. 3 gives about 0.99
+for any decent mask, and nearly as much for an empty one when the tumour is small; it hardly tells
+models apart. Counting only the voxels
+inside the brain mask (where a tumour can be) keeps eq. 3 but removes the skull-stripped background.
+Without a brain mask ``Ac_brain`` is NaN (skipped by ``summarize``).
 
 Surfaces are ``mask XOR binary_erosion(mask)`` with 1-connectivity (``generate_binary_structure
 (ndim, 1)``, medpy's default) and distances come from ``distance_transform_edt`` with the voxel
@@ -60,7 +67,7 @@ import numpy as np
 from medpy.metric.binary import hd, hd95
 from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
 
-METRIC_NAMES: tuple[str, ...] = ("Dc", "Ac", "Re", "Pr", "IoU", "Vs", "Hd", "HD95", "HD95_max")
+METRIC_NAMES: tuple[str, ...] = ("Dc", "Ac", "Ac_brain", "Re", "Pr", "IoU", "Vs", "Hd", "HD95", "HD95_max")
 
 # The crop is exact even without a margin (see _crop_to_joint_bbox); two background voxels cost
 # almost nothing and keep every object off the crop edge, so nobody has to re-derive that proof.
@@ -105,7 +112,7 @@ def dice_score(pred: np.ndarray, target: np.ndarray) -> float:
 
 
 def segmentation_metrics(
-    pred: np.ndarray, target: np.ndarray, spacing: Sequence[float]
+    pred: np.ndarray, target: np.ndarray, spacing: Sequence[float], brain: np.ndarray | None = None
 ) -> dict[str, float]:
     """All metrics of one subject: overlap ratios (eq. 2-7) and Hausdorff distances in mm (eq. 8).
 
@@ -137,6 +144,7 @@ def segmentation_metrics(
     row = {
         "Dc": ratio(2 * tp, fp + 2 * tp + fn),
         "Ac": ratio(tp + tn, tp + fp + tn + fn),
+        "Ac_brain": brain_accuracy(pred, target, brain) if brain is not None else math.nan,
         "Re": ratio(tp, tp + fn),
         "Pr": ratio(tp, tp + fp),
         "IoU": ratio(tp, tp + fp + fn),
@@ -144,6 +152,25 @@ def segmentation_metrics(
     }
     row.update(_distances(pred, target, spacing_arr, both_empty))
     return row
+
+
+def brain_accuracy(pred: np.ndarray, target: np.ndarray, brain: np.ndarray) -> float:
+    """Eq. 3 counted over the voxels inside ``brain`` only: (TP + TN) / voxels in the brain.
+
+    Args:
+        pred: Predicted mask [D0, D1, D2]; non-zero means tumour.
+        target: Reference mask, same shape.
+        brain: Brain mask, same shape; non-zero means brain.
+
+    Returns:
+        The accuracy in [0, 1]; NaN when the brain mask is empty (no voxel to count).
+    """
+    pred, target = _as_bool_pair(pred, target)
+    brain, _ = _as_bool_pair(brain, pred)
+    n = int(np.count_nonzero(brain))
+    if n == 0:
+        return math.nan
+    return int(np.count_nonzero((pred == target) & brain)) / n
 
 
 def directed_surface_distances(

@@ -1,31 +1,82 @@
-"""Per-run result files that reports read: ``metrics.csv`` (one row per test subject) and ``summary.json``."""
+"""Per-run result files that reports read: ``metrics.csv`` (one row per test subject) and ``summary.json``.
+
+``summary.json`` (the run-folder contract): ``status`` ("ok" | "failed"), ``error`` (null | one line), the job's
+identity (``job_identity``: task_name, modality_set, modalities, fold, seed, model, fusion, overrides),
+``n_subjects``, ``world_size``, ``metrics`` ({metric: {mean, std}}) and ``checkpoint``. A failed job writes its
+identity, status and error only, and no ``metrics.csv``.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from mutual_seg.errors import ResultsError
 from mutual_seg.metrics import METRIC_NAMES, summarize
+from mutual_seg.runtime.atomic import atomic_write_text
 
 
 def write_results(rows: Sequence[dict[str, Any]], out_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``metrics.csv`` and ``summary.json`` into ``out_dir``; return the summary."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     columns = ["subject"] + (["output"] if any("output" in r for r in rows) else []) + list(METRIC_NAMES)
-    with open(out_dir / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    summary = {"n_subjects": len({r["subject"] for r in rows}), "metrics": summarize(list(rows)), **(extra or {})}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out_dir / "metrics.csv", text.getvalue())
+    summary = {"status": "ok", "error": None, **(extra or {}),
+               "n_subjects": len({r["subject"] for r in rows}), "metrics": summarize(list(rows))}
+    summary.setdefault("checkpoint", None)
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def write_untested(out_dir: str | Path, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary.json`` of a job that trained but did not test (``test=false``): status ok, no metrics."""
+    summary = {"status": "ok", "error": None, **extra, "n_subjects": 0, "metrics": {}}
+    summary.setdefault("checkpoint", None)
+    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def write_failed(out_dir: str | Path, identity: Mapping[str, Any], error: str) -> dict[str, Any]:
+    """Write the ``summary.json`` of a job that failed: its identity, status "failed" and the one-line reason."""
+    summary = {"status": "failed", "error": " ".join(error.split()), **identity}
+    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def fusion_name(net: Mapping[str, Any]) -> str:
+    """Short name of a network config's fusion: early | concat | mean | mutual_modality | mutual_token ..."""
+    fusion = net.get("fusion")
+    if net.get("early_fusion") or not fusion:
+        return "early"
+    name = str(fusion.get("_target_", "")).rsplit(".", 1)[-1].removesuffix("Fusion")
+    name = "mutual" if name == "MutualAttention" else name.lower()
+    return f"{name}_{fusion['reading']}" if fusion.get("reading") else name
+
+
+def job_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What identifies a run in ``summary.json``, sweep tables and W&B: modalities, fold, model, fusion, overrides."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    choices = dict(hydra_cfg.runtime.choices) if hydra_cfg is not None else {}
+    overrides = [str(o) for o in hydra_cfg.overrides.task] if hydra_cfg is not None else []
+    return {"task_name": cfg.get("task_name"), "modality_set": cfg["modality"]["name"],
+            "modalities": list(cfg["modality"]["names"]), "fold": int(cfg["fold"]), "seed": int(cfg["seed"]),
+            "model": choices.get("model"), "fusion": fusion_name(cfg["model"]["net"]), "overrides": overrides}
 
 
 def print_results(rows: Sequence[dict[str, Any]], summary: dict[str, Any], console: Console | None = None) -> None:
@@ -41,3 +92,213 @@ def print_results(rows: Sequence[dict[str, Any]], summary: dict[str, Any], conso
     table.add_row("mean", *(f"{stats[n]['mean']:.3f}" for n in METRIC_NAMES))
     table.add_row("std", *(f"{stats[n]['std']:.3f}" for n in METRIC_NAMES))
     (console or Console(width=max(Console().width, 140))).print(table)
+
+
+# -- reading run folders back -------------------------------------------------------------------
+# The one reader of run folders (design.md, "Runs and results"): report.py and experiments/ use it.
+# A run folder holds summary.json (written at the end of testing, or by a failed job) and/or config.yaml
+# (written when the job starts). Hydra's own `.hydra/config.yaml` sits one level down and is not mistaken
+# for it.
+
+RUN_FILES = ("summary.json", "config.yaml")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One job folder read back.
+
+    ``status`` is "ok" (tested: metrics.csv is there), "failed" (summary.json says so; ``error`` gives the
+    line), "untested" (summary.json but no metrics.csv, e.g. ``test=false``) or "unfinished" (config.yaml but
+    no summary.json: the job was killed or is still running).
+    ``rows`` are metrics.csv's rows: ``subject`` (str), ``output`` (int, multi-output runs only), then one
+    float per metric column.
+    """
+
+    path: Path
+    status: str
+    error: str | None
+    task_name: str | None
+    modality_set: str | None
+    modalities: tuple[str, ...]
+    fold: int | None
+    seed: int | None
+    model: str | None
+    summary: dict[str, Any]
+    config: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The best checkpoint the run tested (summary.json), else ``checkpoints/best.ckpt`` if present."""
+        named = self.summary.get("checkpoint")
+        for candidate in ([Path(named)] if named else []) + [self.path / "checkpoints" / "best.ckpt"]:
+            if not candidate.is_absolute() and not candidate.is_file():
+                candidate = self.path / candidate
+            if candidate.is_file():
+                return candidate
+        return None
+
+    @property
+    def subjects(self) -> list[str]:
+        return [str(r["subject"]) for r in self.rows]
+
+    def label(self) -> str:
+        """``<modality set> fold <k>`` for messages and tables."""
+        return f"{self.modality_set} fold {self.fold}"
+
+
+def read_run(path: str | Path) -> Run:
+    """Read one job folder: summary.json, metrics.csv and config.yaml.
+
+    The modality set, modalities and fold come from summary.json, else from config.yaml
+    (``modality.name``, ``modality.names``, ``fold``), so folders of older versions still read.
+
+    Raises:
+        ResultsError: the folder holds neither file, or a file cannot be parsed.
+    """
+    path = Path(path)
+    summary_path, config_path = path / "summary.json", path / "config.yaml"
+    if not summary_path.is_file() and not config_path.is_file():
+        raise ResultsError(f"{path} is not a run folder: it has neither summary.json nor config.yaml; "
+                           "pass a folder written by python -m mutual_seg.run")
+    summary = _read_json(summary_path) if summary_path.is_file() else {}
+    config = _read_yaml(config_path) if config_path.is_file() else {}
+    modality = config.get("modality") or {}
+    modalities = tuple(summary.get("modalities") or modality.get("names") or ())
+    fold = summary.get("fold", config.get("fold"))
+    if not summary:
+        status = "unfinished"
+    else:
+        status = "failed" if summary.get("status") == "failed" else "ok"
+    rows = _read_metrics(path / "metrics.csv") if status == "ok" else []
+    if status == "ok" and not rows:  # trained with test=false (write_untested), or metrics.csv was lost
+        status, summary = "untested", {**summary, "error": summary.get("error") or "no metrics.csv (not tested)"}
+    return Run(
+        path=path,
+        status=status,
+        error=summary.get("error") if status != "ok" else None,
+        task_name=summary.get("task_name", config.get("task_name")),
+        modality_set=summary.get("modality_set") or modality.get("name") or ("_".join(modalities) or None),
+        modalities=modalities,
+        fold=None if fold is None else int(fold),
+        seed=summary.get("seed", config.get("seed")),
+        model=summary.get("model") or (fusion_name(net) if (net := (config.get("model") or {}).get("net")) else None),
+        summary=summary,
+        config=config,
+        rows=rows,
+    )
+
+
+def find_runs(root: str | Path) -> list[Run]:
+    """Every run under ``root``: a run folder itself, a multirun folder, or a tree of several sweeps.
+
+    The search stops at a run folder (its subfolders are its own: checkpoints, a test on another data
+    set, ...). Runs come sorted by task, modality set, fold and path.
+
+    Raises:
+        ResultsError: ``root`` does not exist or is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ResultsError(f"{root} is not a folder; pass a run folder, a multirun folder or a tree of them")
+    found: list[Path] = []
+
+    def walk(folder: Path) -> None:
+        if any((folder / name).is_file() for name in RUN_FILES):
+            found.append(folder)
+            return
+        for child in sorted(folder.iterdir()):
+            if child.is_dir() and not child.name.startswith("."):
+                walk(child)
+
+    walk(root)
+    runs = [read_run(p) for p in found]
+    return sorted(runs, key=lambda r: (r.task_name or "", r.modality_set or "", r.fold if r.fold is not None else -1,
+                                       str(r.path)))
+
+
+def describe_layout(root: str | Path, runs: Sequence[Run]) -> str:
+    """What ``root`` is, in words: a single run, a multirun folder, or a tree of N sweeps."""
+    root = Path(root)
+    if len(runs) == 1 and runs[0].path == root:
+        return "a single run"
+    sweeps = {p.parent for p in (r.path for r in runs) if (p.parent / "multirun.yaml").is_file()}
+    if (root / "multirun.yaml").is_file():
+        return f"a multirun folder of {len(runs)} job(s)"
+    if sweeps:
+        return f"a tree of {len(sweeps)} sweep(s), {len(runs)} run(s) in all"
+    return f"a tree of {len(runs)} run(s)"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"{path} cannot be read as JSON ({err}); rerun the job or delete its folder") from err
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path} holds a {type(data).__name__}, expected an object; rerun the job")
+    return data
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception as err:  # OmegaConf raises several yaml/grammar errors
+        raise ResultsError(f"{path} cannot be read as YAML ({type(err).__name__}); rerun the job") from err
+    return data if isinstance(data, dict) else {}
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    """metrics.csv rows with numbers as floats (``output`` as int); [] when the file is absent."""
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or "subject" not in reader.fieldnames:
+                raise ResultsError(f"{path} has no 'subject' column; expected the header metrics.py writes")
+            rows = []
+            for line, raw in enumerate(reader, start=2):
+                row: dict[str, Any] = {"subject": raw["subject"]}
+                for key, value in raw.items():
+                    if key == "subject" or key is None:
+                        continue
+                    try:
+                        row[key] = int(value) if key == "output" else float(value) if value not in ("", None) else math.nan
+                    except ValueError as err:
+                        raise ResultsError(f"{path}, line {line}: {key}={value!r} is not a number") from err
+                rows.append(row)
+    except OSError as err:
+        raise ResultsError(f"{path} cannot be read ({err})") from err
+    return rows
+
+
+def read_summary(folder: str | Path) -> dict[str, Any]:
+    """A run folder's ``summary.json``; a folder without one (a job killed before it ended) reads as failed."""
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        return {"status": "failed", "error": f"no summary.json in {folder} (the job did not finish)"}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        return {"status": "failed", "error": f"unreadable {path} ({type(err).__name__})"}
+
+
+def sweep_jobs(sweep_dir: str | Path) -> list[Path]:
+    """The job folders of a multirun folder (those Hydra made: each holds ``.hydra/``), in job order."""
+    jobs = [p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")]
+    return sorted(jobs, key=_job_number)
+
+
+def _job_number(job: Path) -> tuple[int, str]:
+    """Hydra's job number (``hydra.job.num``) of a job folder, for ordering; folder name as a tie-break."""
+    from omegaconf import OmegaConf
+
+    try:
+        return int(OmegaConf.load(job / ".hydra" / "hydra.yaml").hydra.job.num), job.name
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1 << 30, job.name

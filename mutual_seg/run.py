@@ -22,7 +22,11 @@ from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolv
 from mutual_seg.errors import MutualSegError
 from mutual_seg.lit import SegModule, check_checkpoint
 from mutual_seg.models.summary import format_summary, model_summary
-from mutual_seg.results import print_results, write_results
+from mutual_seg.results import job_identity, print_results, write_results, write_untested
+from mutual_seg.runtime.atomic import atomic_write_text
+from mutual_seg.runtime.ddp import check_devices
+from mutual_seg.runtime.job import record_failure, run_job, sweep_value
+from mutual_seg.runtime.loggers import build_loggers
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -53,34 +57,39 @@ class _ResultWriter(pl.Callback):
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; return the test summary (empty if not tested)."""
+    check_devices(cfg.trainer)
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-
     datamodule = instantiate(cfg.data)
     module: SegModule = instantiate(cfg.module)
     if cfg.ckpt_path:
         check_checkpoint(cfg.ckpt_path, module.hparams)
     writer = _ResultWriter(out_dir)
+    loggers, logger_callbacks = build_loggers(cfg)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*_instantiate_all(cfg.get("callbacks")), writer],
-        logger=_instantiate_all(cfg.get("logger")) or False,
+        callbacks=[*_instantiate_all(cfg.get("callbacks")), *logger_callbacks, writer],
+        logger=loggers or False,
     )
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # known once the Trainer is built: DDP children write nothing
+        atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         log.info("model: %s", format_summary(model_summary(module.net)))
         datamodule.prepare_data()  # fills the cache with a progress bar; Lightning's own call is then a no-op
         log.info("%s", datamodule.summary())
 
-    best = cfg.ckpt_path
+    best, val_dice = cfg.ckpt_path, None
     if cfg.train:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         best = best or None
-    summary: dict[str, Any] = {}
+        score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        val_dice = float(score) if score is not None else None
+    summary: dict[str, Any] = {"val_dice": val_dice}
+    writer.extra = {**job_identity(cfg), "world_size": trainer.world_size, "val_dice": val_dice,
+                    "checkpoint": str(best) if best else None}
+    if not cfg.test and trainer.is_global_zero:
+        summary = write_untested(out_dir, writer.extra)
     if cfg.test:
-        writer.extra = {"checkpoint": str(best) if best else None, "modalities": list(cfg.modality.names), "fold": cfg.fold}
         trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
         if trainer.is_global_zero:
             # Under ddp_spawn the writer ran in a worker: its summary is only on disk.
@@ -103,18 +112,19 @@ def user_error(err: BaseException) -> MutualSegError | None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
-def _hydra_main(cfg: DictConfig) -> float | None:
+def _hydra_main(cfg: DictConfig) -> float:
     try:
-        summary = train(cfg)
+        summary = run_job(cfg, train)
     except Exception as err:
         found = user_error(err)
+        if record_failure(cfg, err, found):  # in a sweep: summary.json says why, the next job runs
+            return sweep_value(None)
         if found is None:
             raise
         # One line and exit code 2 for anything the user can fix; SystemExit passes through Hydra untouched.
         print(f"error: {found}", file=sys.stderr)
         sys.exit(2)
-    metrics = summary.get("metrics", {})
-    return metrics.get("Dc", {}).get("mean") if metrics else None  # for Hydra sweepers that optimise
+    return sweep_value(summary)  # best mean validation Dice, for Hydra sweepers that optimise (Optuna)
 
 
 def main() -> None:

@@ -157,9 +157,9 @@ def test_distant_false_positive_blob_hides_in_pooled_hd95_but_not_in_hd95_max():
 
 def test_both_empty_is_a_perfect_score():
     empty = np.zeros((4, 5, 6), dtype=bool)
-    row = segmentation_metrics(empty, empty, (1, 2, 3))
+    row = segmentation_metrics(empty, empty, (1, 2, 3), brain=~empty)
     assert row == {
-        "Dc": 1.0, "Ac": 1.0, "Re": 1.0, "Pr": 1.0, "IoU": 1.0, "Vs": 1.0,
+        "Dc": 1.0, "Ac": 1.0, "Ac_brain": 1.0, "Re": 1.0, "Pr": 1.0, "IoU": 1.0, "Vs": 1.0,
         "Hd": 0.0, "HD95": 0.0, "HD95_max": 0.0,
     }
     assert dice_score(empty, empty) == 1.0
@@ -225,3 +225,23 @@ def test_summarize_single_row_missing_keys_and_no_rows():
     assert summary["HD95_max"]["n"] == 0 and math.isnan(summary["HD95_max"]["mean"])
     with pytest.raises(ValueError, match="no rows"):
         summarize([])
+
+
+def test_ac_brain_is_eq3_counted_inside_the_brain_mask_only():
+    # 4x4x4 volume; the brain is the 2x4x4 half z < 2; counts inside it done by hand.
+    target = np.zeros((4, 4, 4), dtype=bool)
+    pred = np.zeros((4, 4, 4), dtype=bool)
+    brain = np.zeros((4, 4, 4), dtype=bool)
+    brain[:2] = True  # 32 voxels
+    target[1, 1, 0:4] = True  # 4 tumour voxels, all in the brain
+    pred[1, 1, 0:2] = True  # TP = 2, FN = 2
+    pred[0, 0, 0] = True  # FP inside the brain
+    pred[3, 3, 3] = True  # FP outside: counts for Ac, not for Ac_brain
+    row = segmentation_metrics(pred, target, spacing=(1.0, 1.0, 1.0), brain=brain)
+    assert row["Ac"] == pytest.approx((2 + 64 - 2 - 2 - 2) / 64)  # (TP + TN) / all voxels, eq. 3
+    assert row["Ac_brain"] == pytest.approx((32 - 2 - 1) / 32)  # wrong inside the brain: 2 FN + 1 FP
+    assert row["Ac_brain"] < row["Ac"]
+    # Without a brain mask the column is NaN, and summarize skips it.
+    no_brain = segmentation_metrics(pred, target, spacing=(1.0, 1.0, 1.0))
+    assert np.isnan(no_brain["Ac_brain"])
+    assert summarize([no_brain])["Ac_brain"]["n"] == 0

@@ -60,11 +60,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(handle)`` on a binary handle of a temporary file, flush it to disk, then rename onto ``path``."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     return Path(path)
 
 
