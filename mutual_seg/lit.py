@@ -2,6 +2,7 @@
 
 Its hyper-parameters are plain dicts of the resolved config (net, loss, optimizer, scheduler, modalities,
 preprocessing), so a checkpoint alone rebuilds the network and tells ``predict`` how to preprocess a new patient.
+Whole-volume validation and test call :mod:`mutual_seg.inference`, as ``predict`` does.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torchmetrics import MeanMetric
 
-from mutual_seg.errors import CheckpointError, ConfigError
+from mutual_seg.checkpoint import check_compatible, load_checkpoint, stamp
+from mutual_seg.data.preprocess import PreprocessSettings
+from mutual_seg.errors import ConfigError
 from mutual_seg.fastpath import FastPath
+from mutual_seg.inference import InferenceSettings, predict_volume, segment
 from mutual_seg.metrics import dice_score, segmentation_metrics
-from mutual_seg.postprocess import remove_small_components
 
 
 def to_plain(value: Any) -> Any:
@@ -40,7 +43,8 @@ class SegModule(pl.LightningModule):
         optimizer: config of a ``_partial_`` optimizer, completed with the parameters here.
         scheduler: config of a ``_partial_`` LR scheduler, or None.
         modalities: input modality names, in the network's order.
-        preprocessing: normalization and label settings the data were prepared with.
+        preprocessing: normalization and label settings the data were prepared with (the ``data.preprocessing``
+            node, or the settings themselves); saved in the checkpoint as a plain dict.
         threshold: on the sigmoid output, for masks.
         inference_batch_size: slices per forward pass when predicting whole volumes.
         min_component_mm3: predicted 3D components smaller than this are removed (0: none, as in the paper).
@@ -55,7 +59,7 @@ class SegModule(pl.LightningModule):
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any] | None,
         modalities: Sequence[str],
-        preprocessing: Mapping[str, Any],
+        preprocessing: PreprocessSettings | Mapping[str, Any],
         threshold: float,
         inference_batch_size: int,
         min_component_mm3: float,
@@ -64,11 +68,13 @@ class SegModule(pl.LightningModule):
         super().__init__()
         if min_component_mm3 < 0:
             raise ConfigError(f"module.min_component_mm3 must be >= 0 (0 keeps every component), got {min_component_mm3}")
+        settings = PreprocessSettings.from_config(preprocessing)  # typed; stored as its plain dict
         hparams = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler, "modalities": modalities,
-                   "preprocessing": preprocessing, "threshold": threshold,
+                   "preprocessing": settings.as_dict(), "threshold": threshold,
                    "inference_batch_size": inference_batch_size, "min_component_mm3": min_component_mm3,
                    "fast_path": fast_path}
         self.save_hyperparameters({k: to_plain(v) for k, v in hparams.items()})
+        self.preprocessing = settings
         self.fast_path = FastPath.from_config(self.hparams.fast_path)
         self.net = self.fast_path.apply(instantiate(self.hparams.net))
         self.loss_fn = instantiate(self.hparams.loss)
@@ -93,36 +99,26 @@ class SegModule(pl.LightningModule):
         scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
-    # -- whole volumes ----------------------------------------------------------------------------
-    @torch.no_grad()
-    def predict_volume(
-        self, image: torch.Tensor, present: torch.Tensor | None = None, mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Sigmoid probabilities [Z, O, X, Y] of a volume given as slices [Z, I, X, Y].
+    # -- whole volumes (mutual_seg.inference, shared with predict) --------------------------------
+    @property
+    def inference_settings(self) -> InferenceSettings:
+        """The checkpoint's threshold, batch size and post-processing; no TTA (the paper's test)."""
+        return InferenceSettings(
+            threshold=float(self.hparams.threshold),
+            batch_size=int(self.hparams.inference_batch_size),
+            min_component_mm3=float(self.hparams.min_component_mm3),
+            largest_component=False,
+            tta=False,
+        )
 
-        With a brain ``mask`` [Z, X, Y], only its bounding box (plus a margin) is predicted and the rest is 0:
-        skull-stripped volumes are mostly background, so this saves half the work or more on 240 x 240 x 155.
-        """
-        box = _bounding_box(mask, margin=8) if mask is not None else None
-        crop = image if box is None else image[box]
-        chunks = []
-        for start in range(0, crop.shape[0], self.hparams.inference_batch_size):
-            batch = crop[start:start + self.hparams.inference_batch_size].to(self.device)
-            keep = None if present is None else present.to(self.device).expand(batch.shape[0], -1)
-            chunks.append(torch.sigmoid(self(batch, keep).float()).cpu())
-        probs = torch.cat(chunks) if chunks else crop.new_zeros((0, self.net.out_channels, *crop.shape[2:]))
-        if box is None:
-            return probs
-        full = torch.zeros((image.shape[0], probs.shape[1], *image.shape[2:]), dtype=probs.dtype)
-        full[box] = probs
-        return full
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        stamp(checkpoint)  # format stamp: predict and ckpt_path refuse other programs' and formats' files
 
     def segment_volume(self, image: torch.Tensor, spacing: Sequence[float], mask: torch.Tensor | None = None) -> np.ndarray:
-        """Binary masks [Z, O, X, Y] of a volume given as slices [Z, I, X, Y]: threshold, then post-processing."""
-        pred = (self.predict_volume(image, mask=mask) >= self.hparams.threshold).numpy()
-        for o in range(pred.shape[1]):
-            pred[:, o] = remove_small_components(pred[:, o], spacing, self.hparams.min_component_mm3)
-        return pred
+        """Binary masks [Z, O, X, Y] of a volume given as slices [Z, I, X, Y] (as the test step; for reports)."""
+        settings = self.inference_settings
+        probs = predict_volume([self.net], image, settings, mask=mask, prepare=self.fast_path.prepare).probabilities
+        return segment(probs, spacing, settings)
 
     def _masks(self, batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         spacing = tuple(float(s) for s in batch["spacing"])
@@ -162,40 +158,12 @@ class SegModule(pl.LightningModule):
         self.test_rows.sort(key=lambda r: (r["subject"], r.get("output", 0)))
 
 
-def _bounding_box(mask: torch.Tensor, margin: int) -> tuple[slice, slice, slice, slice] | None:
-    """Index of the [Z, :, X, Y] box around a [Z, X, Y] mask, widened in-plane by ``margin``; None if empty."""
-    if not bool(mask.any()):
-        return None
-    bounds = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hits = torch.nonzero(mask.any(dim=other[1]).any(dim=other[0])).flatten()
-        pad = 0 if axis == 0 else margin
-        bounds.append(slice(max(int(hits[0]) - pad, 0), min(int(hits[-1]) + 1 + pad, mask.shape[axis])))
-    return bounds[0], slice(None), bounds[1], bounds[2]
-
-
 def check_checkpoint(path: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
-    """Hyper-parameters of a checkpoint, after checking they match the ones the run expects.
+    """Hyper-parameters of a checkpoint (loaded safely), after checking they match the ones the run expects.
 
     Raises:
-        CheckpointError: missing or unreadable file, or a mismatch in modalities, network or preprocessing.
+        CheckpointError: a folder, missing, unreadable or foreign file, or the differing fields named.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt_path=<path to a .ckpt file>")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        hparams = dict(checkpoint["hyper_parameters"])
-    except Exception as err:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}); pass a .ckpt written by mutual_seg") from err
-    for key in ("modalities", "net", "preprocessing"):
-        found, wanted = hparams.get(key), to_plain(expected.get(key))
-        if key == "modalities":
-            found, wanted = list(found or []), list(wanted or [])
-        if found != wanted:
-            raise CheckpointError(
-                f"checkpoint {path} was trained with {key}={found}, this run asks for {key}={wanted}; "
-                f"use a matching config (e.g. modality=...) or another checkpoint"
-            )
+    hparams = dict(load_checkpoint(path)["hyper_parameters"])
+    check_compatible(path, hparams, {k: to_plain(expected.get(k)) for k in ("modalities", "net", "preprocessing")})
     return hparams

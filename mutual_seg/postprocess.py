@@ -41,3 +41,17 @@ def remove_small_components(mask: np.ndarray, spacing: Sequence[float], min_volu
     keep = sizes_mm3 >= min_volume_mm3
     keep[0] = False  # background
     return keep[labels]
+
+
+def keep_largest_component(mask: np.ndarray) -> np.ndarray:
+    """Only the largest 3D connected component (26-connectivity) of a [Z, X, Y] mask.
+
+    For a single tumour per scan (``mutual-seg-predict --largest-component``); an empty mask stays empty.
+    """
+    mask = mask.astype(bool, copy=False)
+    if not mask.any():
+        return mask
+    labels, _ = ndimage.label(mask, structure=_FULL_CONNECTIVITY)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0  # background
+    return labels == int(sizes.argmax())

@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     best, val_dice = cfg.ckpt_path, None
     if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)  # never unpickle objects
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         best = best or None
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
@@ -90,7 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.test and trainer.is_global_zero:
         summary = write_untested(out_dir, writer.extra)
     if cfg.test:
-        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         if trainer.is_global_zero:
             # Under ddp_spawn the writer ran in a worker: its summary is only on disk.
             summary = writer.summary or json.loads((out_dir / "summary.json").read_text())

@@ -19,10 +19,9 @@ from mutual_seg.data.layouts import (
     LayoutWarning,
     ManifestLayout,
     UCSFPDGMLayout,
-    check_modalities,
 )
-from mutual_seg.data.subject import MODALITIES
 from mutual_seg.errors import ConfigError, DataError
+from mutual_seg.modalities import MODALITIES, check_modalities
 
 DIAGNOSIS = "Final pathologic diagnosis (WHO 2021)"
 SEQS = ("T1", "T1c", "T2", "FLAIR", "SWI", "DWI", "ADC")

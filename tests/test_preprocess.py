@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -111,16 +112,9 @@ def one_line_error(excinfo, *needles: str) -> str:
     return text
 
 
-def make_cache(path: Path, **overrides) -> VolumeCache:
-    kw = {
-        "normalization": "minmax",
-        "alpha": 0.01,
-        "beta": 0.99,
-        "label_outputs": [[1, 2, 4]],
-        "label_allowed": [0, 1, 2, 4],
-        "num_workers": 0,
-    }
-    return VolumeCache(path, **(kw | overrides))
+def make_cache(path: Path, num_workers: int = 0, **overrides) -> VolumeCache:
+    settings = PreprocessSettings.from_config(SETTINGS.as_dict() | overrides)
+    return VolumeCache(path, settings, num_workers=num_workers)
 
 
 # ---------------------------------------------------------------- normalization
@@ -141,7 +135,7 @@ def test_zscore_uses_mask_statistics():
     np.testing.assert_allclose(out, [-1 / std, 0, 1 / std, 98 / std], rtol=1e-5)
 
 
-@pytest.mark.parametrize("fn", [normalize_minmax, normalize_zscore])
+@pytest.mark.parametrize("fn", [partial(normalize_minmax, alpha=0.01, beta=0.99), normalize_zscore])
 def test_normalize_rejects_empty_mask_and_constant_image(fn):
     with pytest.raises(ValueError, match="empty"):
         fn(np.arange(4.0), np.zeros(4))
@@ -338,7 +332,7 @@ def test_cache_layout_is_slice_first_and_matches_nibabel(tmp_path):
     assert c.spacing_xyz == pytest.approx((1.5, 1.2, 2.0))
     np.testing.assert_allclose(c.affine, AFFINE)
     flair_nib = np.asarray(nib.load(s.images["flair"]).dataobj, np.float32)
-    expected = normalize_minmax(flair_nib, parenchyma_box())
+    expected = normalize_minmax(flair_nib, parenchyma_box(), 0.01, 0.99)
     cached = np.load(c.images["flair"], mmap_mode="r")
     assert cached.dtype == np.float32 and cached.shape == (6, 12, 10) and cached.flags.c_contiguous
     for z in range(6):
@@ -396,7 +390,7 @@ def test_cache_invalidated_by_setting_or_rewritten_input(tmp_path):
     bump_mtime(s.images["flair"], seconds=2)  # past the touch above, even within one tick
     [c] = make_cache(tmp_path / "cache").prepare([s], ["flair"], progress=False)
     assert c.images["flair"] != a.images["flair"]
-    expected = slice_first(normalize_minmax(new_values, parenchyma_box()))
+    expected = slice_first(normalize_minmax(new_values, parenchyma_box(), 0.01, 0.99))
     np.testing.assert_array_equal(np.load(c.images["flair"]), expected)
     assert not np.array_equal(np.load(a.images["flair"]), expected)
 
@@ -448,20 +442,30 @@ def test_parallel_matches_serial(tmp_path):
         np.testing.assert_array_equal(a.load_mask(), b.load_mask())
 
 
-def test_built_from_yaml_config_and_reexported(tmp_path):
+def test_settings_built_by_hydra_from_the_yaml_node_key_the_cache(tmp_path):
+    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from mutual_seg.data import cache, preprocess
-
-    assert (
-        preprocess.VolumeCache is cache.VolumeCache
-        and preprocess.CachedSubject is cache.CachedSubject
-    )
     base = Path(__file__).parents[1] / "conf" / "data" / "base.yaml"
-    if not base.is_file():
-        pytest.skip("conf/data/base.yaml not present")
     pre = OmegaConf.load(base).preprocessing  # ListConfig values, as Hydra passes them
-    vc = VolumeCache(cache_dir=tmp_path / "cache", num_workers=0, **pre)
-    assert vc.settings == SETTINGS
+    settings = instantiate(pre)
+    assert isinstance(settings, PreprocessSettings) and settings == SETTINGS
+    # the checkpoint's plain dict and the YAML node (with _target_) give the same object back
+    assert PreprocessSettings.from_config(settings.as_dict()) == PreprocessSettings.from_config(pre) == settings
+    vc = VolumeCache(tmp_path / "cache", settings, num_workers=0)
     [c] = vc.prepare([make_subject(tmp_path / "data")], ["flair"], progress=False)
     assert c.load_label().shape[1] == len(pre.label_outputs)
+
+
+def test_settings_from_a_foreign_dict_name_the_field():
+    with pytest.raises(ConfigError, match="missing \\['label_allowed'\\], unknown \\['clip'\\]"):
+        PreprocessSettings.from_config({k: v for k, v in SETTINGS.as_dict().items() if k != "label_allowed"} | {"clip": 1})
+
+
+def test_cache_does_not_import_back_into_preprocess():
+    import subprocess
+    import sys
+
+    # preprocess alone must import without the cache module (the old loop went through __getattr__)
+    code = "import sys, mutual_seg.data.preprocess as p; assert 'mutual_seg.data.cache' not in sys.modules; assert not hasattr(p, 'VolumeCache')"
+    subprocess.run([sys.executable, "-c", code], check=True)

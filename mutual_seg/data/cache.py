@@ -108,26 +108,15 @@ class VolumeCache:
 
     Args:
         cache_dir: cache root; must not lie inside a subject's data folder.
-        normalization: ``"minmax"`` (paper eq. 1) or ``"zscore"``.
-        alpha: eq. 1 lower bound.
-        beta: eq. 1 upper bound.
-        label_outputs: label values per output channel, e.g. ``[[1, 2, 4]]``.
-        label_allowed: label values a file may contain, e.g. ``[0, 1, 2, 4]``.
+        settings: normalization and label settings (part of every entry's key).
         num_workers: processes for :meth:`prepare`; 0 or 1 runs in this process.
     """
 
-    def __init__(
-        self,
-        cache_dir: str | Path,
-        normalization: str,
-        alpha: float,
-        beta: float,
-        label_outputs: Sequence[Sequence[int]],
-        label_allowed: Sequence[int],
-        num_workers: int,
-    ) -> None:
+    def __init__(self, cache_dir: str | Path, settings: PreprocessSettings, num_workers: int) -> None:
         self.cache_dir = Path(cache_dir).absolute()
-        self.settings = PreprocessSettings(normalization, alpha, beta, label_outputs, label_allowed)  # type: ignore[arg-type]
+        if not isinstance(settings, PreprocessSettings):
+            raise TypeError(f"settings must be PreprocessSettings, got {type(settings).__name__}")
+        self.settings = settings
         if int(num_workers) < 0:
             raise ConfigError(f"num_workers must be >= 0, found {num_workers}")
         self.num_workers = int(num_workers)

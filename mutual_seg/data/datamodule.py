@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from mutual_seg.data.augment import SliceAugment
 from mutual_seg.data.augment_batch import batch_augment
-from mutual_seg.data.preprocess import CachedSubject, VolumeCache
+from mutual_seg.data.cache import CachedSubject, VolumeCache
+from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.data.slices import SliceDataset, VolumeDataset
 from mutual_seg.data.splits import Split, make_split
 from mutual_seg.data.subject import Subject
@@ -33,7 +34,7 @@ class SegDataModule(pl.LightningDataModule):
         layout: a layout reader (``mutual_seg.data.layouts``) with ``find(modalities, skip_incomplete)``.
         modalities: input modalities, in the network's order.
         skip_incomplete: skip subjects missing a requested file (warning) instead of failing.
-        preprocessing: normalization and label settings (``VolumeCache`` arguments).
+        preprocessing: normalization and label settings (Hydra builds them from ``data.preprocessing``).
         out_channels: number of output maps (= len(preprocessing.label_outputs)).
         cache_dir: where normalized volumes are cached.
         cache_workers: processes used to fill the cache.
@@ -54,7 +55,7 @@ class SegDataModule(pl.LightningDataModule):
         layout: Any,
         modalities: Sequence[str],
         skip_incomplete: bool,
-        preprocessing: Mapping[str, Any],
+        preprocessing: PreprocessSettings | Mapping[str, Any],
         out_channels: int,
         cache_dir: str,
         cache_workers: int,
@@ -71,9 +72,9 @@ class SegDataModule(pl.LightningDataModule):
         self.layout = layout
         self.modalities = list(modalities)
         self.skip_incomplete = skip_incomplete
-        self.preprocessing = dict(preprocessing)
+        self.preprocessing = PreprocessSettings.from_config(preprocessing)
         self.out_channels = out_channels
-        self.cache = VolumeCache(cache_dir=cache_dir, num_workers=cache_workers, **self.preprocessing)
+        self.cache = VolumeCache(cache_dir, self.preprocessing, num_workers=cache_workers)
         self.split_settings = dict(split)
         self.slice_settings = dict(slices)
         if augment_on not in ("loader", "device"):

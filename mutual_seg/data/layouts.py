@@ -24,59 +24,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from mutual_seg.data.subject import MODALITIES, Subject
+from mutual_seg.data.subject import Subject
 from mutual_seg.errors import ConfigError, DataError, subject_error
+from mutual_seg.modalities import (
+    BRATS2021_SUFFIXES,
+    BRATS2023_SUFFIXES,
+    BRATS_LABEL,
+    MODALITIES,
+    UCSF_PDGM_BRAIN,
+    UCSF_PDGM_LABEL,
+    UCSF_PDGM_PARENCHYMA,
+    UCSF_PDGM_SUFFIXES,
+    check_modalities,
+)
 
 log = logging.getLogger(__name__)
 
 SYNTHETIC_COMMAND = "python -m mutual_seg.data.synthetic --out {root} --subjects 35"
-# Names other data sets use for our modalities, to suggest the right one in errors.
-_ALIASES = {"t2": "t2w", "t1ce": "t1c", "t1gd": "t1c", "t1n": "t1", "t2f": "flair"}
 
 
 class LayoutWarning(UserWarning):
     """A data set quirk the reader worked around (skipped subject, missing bias-corrected file)."""
-
-
-def check_modalities(
-    modalities: Sequence[str], available: Sequence[str] = MODALITIES, layout: str | None = None
-) -> tuple[str, ...]:
-    """Validate requested modality names before any file is touched.
-
-    Args:
-        modalities: requested names, e.g. ``["flair", "t2w"]`` (a Hydra ListConfig is fine).
-        available: the names the data set provides, in canonical order.
-        layout: data set name for the message when a valid name is not provided by it.
-
-    Returns:
-        The names as a tuple of plain strings, in the requested order.
-
-    Raises:
-        ConfigError: not a list, empty, duplicated, unknown, or not provided by the layout.
-    """
-    if isinstance(modalities, (str, bytes)) or not isinstance(modalities, Sequence):
-        raise ConfigError(
-            f"modalities must be a list of names such as [flair, t2w], got {modalities!r}"
-        )
-    names = tuple(str(m) for m in modalities)
-    if not names:
-        raise ConfigError(f"no modality requested; choose from {', '.join(MODALITIES)}")
-    for name in names:
-        if name not in MODALITIES:
-            guess = name.lower() if name.lower() in MODALITIES else _ALIASES.get(name.lower())
-            hint = f" (did you mean {guess!r}?)" if guess else ""
-            raise ConfigError(
-                f"unknown modality {name!r}{hint}; valid names: {', '.join(MODALITIES)}"
-            )
-        if name not in available:
-            raise ConfigError(
-                f"{layout or 'this data set'} has no {name!r} images; its modalities are "
-                f"{', '.join(available)}; pick from those or use a layout that has {name}"
-            )
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"modality listed twice: {', '.join(duplicates)}; list each once")
-    return names
 
 
 @dataclass
@@ -166,13 +134,16 @@ class _FolderLayout:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r})"
 
-    def find(self, modalities: Sequence[str], skip_incomplete: bool = False) -> list[Subject]:
+    def find(
+        self, modalities: Sequence[str], skip_incomplete: bool = False, require_label: bool = True
+    ) -> list[Subject]:
         """Find every subject with the requested modalities and a label.
 
         Args:
             modalities: lower-case names, e.g. ``["flair", "t2w"]``.
             skip_incomplete: skip (with a ``LayoutWarning``) subjects missing a file instead of
                 raising.
+            require_label: False for new patients (``predict``): a missing label is no problem.
 
         Returns:
             Subjects sorted by id; ``images`` holds exactly the requested modalities.
@@ -182,7 +153,8 @@ class _FolderLayout:
             DataError: missing root, no subjects, or a missing file (one line naming it).
         """
         wanted = check_modalities(modalities, self.modalities, self.name)
-        return _keep_complete(self._scan(self._subject_dirs(), wanted), skip_incomplete, self.name)
+        found = self._scan(self._subject_dirs(), wanted)
+        return _keep_complete(_label_optional(found, require_label), skip_incomplete, self.name)
 
     def _scan(
         self, dirs: list[tuple[re.Match[str], Path]], wanted: tuple[str, ...]
@@ -227,14 +199,20 @@ def _probe(
     return _Found(Subject(sid, found, ok_label, **extra), missing)  # type: ignore[arg-type]
 
 
+def _label_optional(found: list[_Found], require_label: bool) -> list[_Found]:
+    """Without ``require_label`` a missing label is not a missing file (the subject has label None)."""
+    if not require_label:
+        for f in found:
+            f.missing = [(what, path) for what, path in f.missing if what != "label"]
+    return found
+
+
 def _optional(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
 # --------------------------------------------------------------------------------------- UCSF-PDGM
 
-_UCSF_SEQUENCES = {"t1": "T1", "t1c": "T1c", "t2w": "T2", "flair": "FLAIR",
-                   "swi": "SWI", "dwi": "DWI", "adc": "ADC"}  # fmt: skip
 _UCSF_NUMBER = re.compile(r"UCSF-PDGM-(\d+)", re.IGNORECASE)
 _CSV_GLOB = "UCSF-PDGM-metadata*.csv"
 
@@ -346,16 +324,16 @@ class UCSFPDGMLayout(_FolderLayout):
         found = []
         for folder, patient, row in scans:
             sid = folder.name.removesuffix("_nifti")
-            images = {m: self._image(folder, sid, _UCSF_SEQUENCES[m], fallbacks) for m in wanted}
+            images = {m: self._image(folder, sid, UCSF_PDGM_SUFFIXES[m], fallbacks) for m in wanted}
             found.append(
                 _probe(
                     sid,
                     images,
-                    folder / f"{sid}_tumor_segmentation.nii.gz",
+                    folder / f"{sid}_{UCSF_PDGM_LABEL}.nii.gz",
                     parenchyma_mask=_optional(
-                        folder / f"{sid}_brain_parenchyma_segmentation.nii.gz"
+                        folder / f"{sid}_{UCSF_PDGM_PARENCHYMA}.nii.gz"
                     ),
-                    brain_mask=_optional(folder / f"{sid}_brain_segmentation.nii.gz"),
+                    brain_mask=_optional(folder / f"{sid}_{UCSF_PDGM_BRAIN}.nii.gz"),
                     patient_id=patient,
                     metadata=dict(row or {}),
                 )
@@ -450,7 +428,7 @@ class _BraTSLayout(_FolderLayout):
         for match, folder in dirs:
             stem = f"{folder.name}{self._sep}"
             images = {m: folder / f"{stem}{self._suffixes[m]}.nii.gz" for m in wanted}
-            label = folder / f"{stem}seg.nii.gz"
+            label = folder / f"{stem}{BRATS_LABEL}.nii.gz"
             found.append(_probe(folder.name, images, label, patient_id=match["patient"]))
         return found
 
@@ -465,13 +443,8 @@ class BraTS2021Layout(_BraTSLayout):
     name = "BraTS 2021"
     example = "BraTS2021_00000"
     label_values = (0, 1, 2, 4)
-    modalities = ("t1", "t1c", "t2w", "flair")
-    _suffixes: ClassVar[Mapping[str, str]] = {
-        "t1": "t1",
-        "t1c": "t1ce",
-        "t2w": "t2",
-        "flair": "flair",
-    }
+    modalities = tuple(BRATS2021_SUFFIXES)
+    _suffixes: ClassVar[Mapping[str, str]] = BRATS2021_SUFFIXES
     _sep = "_"
     _dir_pattern = re.compile(r"^(?P<patient>BraTS2021_\d{5})$")
 
@@ -488,13 +461,8 @@ class BraTS2023Layout(_BraTSLayout):
     name = "BraTS 2023"
     example = "BraTS-GLI-00000-000"
     label_values = (0, 1, 2, 3)
-    modalities = ("t1", "t1c", "t2w", "flair")
-    _suffixes: ClassVar[Mapping[str, str]] = {
-        "t1": "t1n",
-        "t1c": "t1c",
-        "t2w": "t2w",
-        "flair": "t2f",
-    }
+    modalities = tuple(BRATS2023_SUFFIXES)
+    _suffixes: ClassVar[Mapping[str, str]] = BRATS2023_SUFFIXES
     _sep = "-"
     _dir_pattern = re.compile(r"^(?P<patient>BraTS-GLI-\d{5})-\d{3}$")
 
@@ -534,13 +502,15 @@ class ManifestLayout:
     def __repr__(self) -> str:
         return f"ManifestLayout(csv_path={str(self.csv_path)!r}, root={str(self.root)!r})"
 
-    def find(self, modalities: Sequence[str], skip_incomplete: bool = False) -> list[Subject]:
+    def find(
+        self, modalities: Sequence[str], skip_incomplete: bool = False, require_label: bool = True
+    ) -> list[Subject]:
         """Find the subjects listed in the CSV; same contract as ``UCSFPDGMLayout.find``."""
         wanted = check_modalities(modalities, self.modalities, self.name)
         if self._explicit_root:
             _require_dir(self.root, self.name)
         columns, rows = self._read()
-        needed = ("id", *wanted, "label")
+        needed = ("id", *wanted, "label") if require_label else ("id", *wanted)
         absent = [c for c in needed if c not in columns]
         if absent:
             raise DataError(
@@ -565,7 +535,7 @@ class ManifestLayout:
             raise DataError(
                 f"manifest CSV {self.csv_path} lists no subjects; add one row per subject"
             )
-        return _keep_complete(found, skip_incomplete, self.name)
+        return _keep_complete(_label_optional(found, require_label), skip_incomplete, self.name)
 
     def _read(self) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
         """Lower-case columns, and (line number, row) for each non-blank row."""
@@ -602,7 +572,7 @@ class ManifestLayout:
         found = _probe(
             sid,
             {m: self._resolve(row[m]) for m in wanted},
-            self._resolve(row["label"]),
+            self._resolve(row.get("label", "")),
             parenchyma_mask=_optional(mask) if mask is not None else None,
             patient_id=row.get("patient_id", ""),
             metadata={k: v for k, v in row.items() if k not in self._reserved},

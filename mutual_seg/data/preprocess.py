@@ -1,7 +1,9 @@
 """Load, validate and normalize one subject: NIfTI files in, checked float32/uint8 arrays out.
 
 Everything here is pure (no disk writes) so that ``predict`` can preprocess a new patient exactly
-as training did; :mod:`mutual_seg.data.cache` stores the results as memory-mappable ``.npy``.
+as training did; :mod:`mutual_seg.data.cache` (which imports this module, never the reverse)
+stores the results as memory-mappable ``.npy``. :class:`PreprocessSettings` is built once by Hydra
+from ``data.preprocessing``, keys the cache, and is saved in every checkpoint for ``predict``.
 
 Normalization follows the paper's eq. 1 (Seshimo & Rashed 2024, sec. 3.4):
 ``x_hat = alpha + (x - x_min) (beta - alpha) / (x_max - x_min)`` with the minimum and maximum
@@ -13,22 +15,23 @@ from __future__ import annotations
 import gzip
 import logging
 import zlib
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
+from mutual_seg.data.brain_mask import estimate_brain_mask
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import ConfigError, subject_error
 
 log = logging.getLogger(__name__)
 
 NORMALIZATIONS: tuple[str, ...] = ("minmax", "zscore")
-MASK_SOURCES: tuple[str, ...] = ("parenchyma", "brain", "nonzero")
+MASK_SOURCES: tuple[str, ...] = ("parenchyma", "brain", "nonzero", "estimated")
 AFFINE_ATOL = 1e-3  # mm; registered UCSF-PDGM/BraTS volumes agree far better than this
 
 # What nibabel, gzip and zlib raise on a truncated or corrupt file (gzip.BadGzipFile is an OSError).
@@ -81,11 +84,31 @@ class PreprocessSettings:
             )
 
     def as_dict(self) -> dict:
-        """Plain JSON-able dict (for checkpoints and cache keys); ``PreprocessSettings(**d)`` inverts it."""
+        """Plain JSON-able dict (for checkpoints and cache keys); :meth:`from_config` inverts it."""
         d = asdict(self)
         d["label_outputs"] = [list(o) for o in self.label_outputs]
         d["label_allowed"] = list(self.label_allowed)
         return d
+
+    @classmethod
+    def from_config(cls, node: PreprocessSettings | Mapping[str, Any]) -> PreprocessSettings:
+        """The settings of a ``data.preprocessing`` node, a checkpoint's plain dict, or themselves.
+
+        Hydra keys such as ``_target_`` are ignored; a missing or unknown field is a ConfigError
+        naming it (e.g. a checkpoint written by another version).
+        """
+        if isinstance(node, cls):
+            return node
+        given = {str(k): v for k, v in node.items() if not str(k).startswith("_")}
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in given]
+        unknown = sorted(set(given) - set(names))
+        if missing or unknown:
+            raise ConfigError(
+                f"preprocessing settings: missing {missing or 'nothing'}, unknown {unknown or 'nothing'}; "
+                f"expected exactly {names}"
+            )
+        return cls(**given)
 
 
 class Preprocessed(TypedDict):
@@ -96,7 +119,7 @@ class Preprocessed(TypedDict):
     mask: (
         np.ndarray
     )  # uint8 (X, Y, Z): the mask normalization used (union over modalities for "nonzero")
-    mask_source: str  # "parenchyma" | "brain" | "nonzero"
+    mask_source: str  # "parenchyma" | "brain" | "nonzero" | "estimated"
     affine: np.ndarray  # (4, 4) float64, of the reference (first) modality
     zooms: tuple[float, float, float]  # voxel size in mm, (x, y, z)
 
@@ -237,9 +260,7 @@ def binarize_label(
     )
 
 
-def normalize_minmax(
-    x: np.ndarray, mask: np.ndarray, alpha: float = 0.01, beta: float = 0.99
-) -> np.ndarray:
+def normalize_minmax(x: np.ndarray, mask: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """Paper eq. 1: map the mask's [min, max] linearly onto [alpha, beta], applied to the whole volume.
 
     Voxels outside the mask are NOT clipped or zeroed: they follow the same linear map, so
@@ -343,7 +364,9 @@ def preprocess_subject(
         modalities: modality names to load, e.g. ``["flair", "t2w"]``; the first is the geometry reference.
         settings: normalization and label settings.
         require_label: raise if the subject has no label (training/testing); ``predict`` passes False.
-        mask_choice: precomputed :func:`choose_mask` result (the cache passes it to avoid repeated warnings).
+        mask_choice: precomputed :func:`choose_mask` result (the cache passes it to avoid repeated warnings),
+            or ``("estimated", None)``: normalize inside a brain mask estimated from the images
+            (:func:`mutual_seg.data.brain_mask.estimate_brain_mask`; ``predict`` without a mask file).
 
     Returns:
         A :class:`Preprocessed` dict; arrays in nibabel (X, Y, Z) order.
@@ -410,6 +433,11 @@ def preprocess_subject(
                 "regenerate the mask or remove it from the layout",
             )
         masks = {m: shared_mask for m in modalities}
+    elif source == "estimated":  # predict without a mask file: the brain estimated from the images
+        shared_mask = estimate_brain_mask(list(raw.values()))
+        if not shared_mask.any():
+            raise subject_error(subject.id, ref_path, "every image is all zero", "check the input images")
+        masks = {m: shared_mask for m in modalities}
     else:
         masks = {m: raw[m] != 0 for m in modalities}
         shared_mask = np.logical_or.reduce(list(masks.values()))
@@ -433,7 +461,7 @@ def preprocess_subject(
             where = (
                 f"{source} mask {mask_path.name}"
                 if mask_path is not None
-                else "its non-zero voxels"
+                else "the estimated brain mask" if source == "estimated" else "its non-zero voxels"
             )
             raise subject_error(
                 subject.id,
@@ -462,16 +490,3 @@ def slice_first(array: np.ndarray) -> np.ndarray:
 def slice_last(array: np.ndarray) -> np.ndarray:
     """Inverse of :func:`slice_first`: (Z, X, Y) -> (X, Y, Z), e.g. to write predictions with the original affine."""
     return np.ascontiguousarray(np.moveaxis(array, 0, -1))
-
-
-def __getattr__(name: str):
-    """Re-export the cache types lazily (``cache`` imports this module, so no top-level import).
-
-    Lets ``from mutual_seg.data.preprocess import CachedSubject, VolumeCache`` work; their home is
-    :mod:`mutual_seg.data.cache`.
-    """
-    if name in ("CachedSubject", "VolumeCache", "CACHE_VERSION"):
-        from mutual_seg.data import cache
-
-        return getattr(cache, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

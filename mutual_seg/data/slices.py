@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mutual_seg.data.augment import SliceAugment
-from mutual_seg.data.preprocess import CachedSubject
+from mutual_seg.data.cache import CachedSubject
 from mutual_seg.errors import ConfigError
 
 SELECTIONS = ("brain", "tumour", "all")

@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Modality names used as keys end to end (configs, caches, checkpoints).
-MODALITIES: tuple[str, ...] = ("t1", "t1c", "t2w", "flair", "swi", "dwi", "adc")
-
 
 @dataclass(frozen=True)
 class Subject:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mutual_seg.data.subject import MODALITIES
 from mutual_seg.errors import ConfigError
+from mutual_seg.modalities import MODALITIES
 from mutual_seg.models.blocks import DecMod, EncMod, Map, probabilities
 
 

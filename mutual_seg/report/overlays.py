@@ -44,7 +44,9 @@ def predict_subject(run: Run, subject: str) -> tuple[dict, np.ndarray]:
     Raises:
         ResultsError: the run has no checkpoint, or its data set / the subject cannot be found now.
     """
-    from mutual_seg.lit import SegModule  # torch + Lightning: only the overlays pay for the import
+    from mutual_seg.ensemble import (
+        load_model,  # torch + Lightning: only the overlays pay for the import
+    )
 
     ckpt = run.checkpoint
     if ckpt is None:
@@ -59,7 +61,7 @@ def predict_subject(run: Run, subject: str) -> tuple[dict, np.ndarray]:
     if not subjects:
         raise ResultsError(f"subject {subject} is not in the test fold of run {run.path}")
     item = VolumeDataset(subjects, list(run.modalities))[0]
-    module = SegModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
+    module, _, _ = load_model(ckpt, torch.device("cpu"))  # weights_only: a run folder may come from anyone
     module.eval()
     spacing = tuple(float(s) for s in item["spacing"])
     with torch.no_grad():

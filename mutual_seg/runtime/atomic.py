@@ -32,6 +32,12 @@ def output_error(path: str | Path, err: OSError) -> OutputError:
     return OutputError(f"cannot write {path}: {hint} (earlier files there are intact)")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, on failure removed.
@@ -44,6 +50,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
         os.close(fd)
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; results must be readable like any file
     except OSError as err:
         raise output_error(path, err) from err
     tmp = Path(tmp_name)

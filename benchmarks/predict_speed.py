@@ -1,0 +1,98 @@
+"""Seconds per full 240 x 240 x 155 subject for `mutual-seg-predict` with the default model.
+
+Times the path ``predict`` takes for one subject (``mutual_seg.prediction.predict_subject``): read and
+normalize the NIfTI files, predict the brain's slices inside its bounding box, threshold, post-process,
+write the segmentation. The network is the default config's (``model=mutual``, ``modality=flair_t2w``)
+with untrained weights: speed does not depend on the weights. Writes
+``benchmarks/results/predict_speed.{json,md}``; ``make bench`` (issue 10) can call it.
+
+    python benchmarks/predict_speed.py [--data DIR_WITH_UCSF_SUBJECTS] [--repeats 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from mutual_seg.config import CONFIG_DIR, register_resolvers
+from mutual_seg.data.inputs import subject_from_folder
+from mutual_seg.data.preprocess import PreprocessSettings
+from mutual_seg.ensemble import Ensemble
+from mutual_seg.prediction import predict_subject
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def default_ensemble(overrides: list[str]) -> Ensemble:
+    """The default config's network (untrained) and settings, as a one-member ensemble."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    net = instantiate(cfg.model.net).eval()
+    return Ensemble([net], tuple(cfg.modality.names), instantiate(cfg.data.preprocessing), float(cfg.module.threshold),
+                    int(cfg.module.inference_batch_size), float(cfg.module.min_component_mm3), False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="a UCSF-PDGM-layout set at full size (default: make one subject)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the README's figure: 2)")
+    parser.add_argument("--tta", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data
+        if data is None:
+            from mutual_seg.data.synthetic import generate_dataset
+
+            data = Path(tmp) / "data"
+            generate_dataset(data, n_subjects=1, seed=0, workers=1, progress=False)
+        folder = min(p for p in Path(data).iterdir() if p.name.endswith("_nifti"))
+        subject = subject_from_folder(folder)
+        ensemble = default_ensemble([])
+        assert isinstance(ensemble.preprocessing, PreprocessSettings)
+        settings = ensemble.settings(tta=args.tta, largest_component=False)
+        times, cpu = [], []
+        for i in range(args.repeats + 1):  # the first run warms up (allocator, lazy imports)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            predict_subject(subject, ensemble, settings, Path(tmp) / f"out{i}", ["segmentation"])
+            times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+    result = {
+        "seconds_per_subject": round(statistics.median(times[1:]), 2),
+        "runs": [round(t, 2) for t in times[1:]],
+        # CPU seconds of this process divided by its threads: the wall time it would take on idle cores
+        # (on a machine shared with other jobs the wall time above also counts their turns).
+        "cpu_seconds_per_thread": round(statistics.median(cpu[1:]) / args.threads, 2),
+        "warmup": round(times[0], 2),
+        "subject": subject.id,
+        "model": "mutual (default), flair_t2w, features " + str(list(ensemble.nets[0].features)),
+        "tta": args.tta,
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "date": date.today().isoformat(),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "predict_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "predict_speed.md").write_text(
+        "| model | TTA | torch threads | s per 240x240x155 subject (wall, median) | CPU s / thread |\n|---|---|---|---|---|\n"
+        f"| {result['model']} | {args.tta} | {args.threads} | {result['seconds_per_subject']} | "
+        f"{result['cpu_seconds_per_thread']} |\n"
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
