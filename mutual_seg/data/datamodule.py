@@ -13,12 +13,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader
 
 from mutual_seg.data.augment import SliceAugment
 from mutual_seg.data.augment_batch import batch_augment
 from mutual_seg.data.cache import CachedSubject, VolumeCache
 from mutual_seg.data.preprocess import PreprocessSettings
+from mutual_seg.data.sampler import EpochSampler
 from mutual_seg.data.slices import SliceDataset, VolumeDataset
 from mutual_seg.data.splits import Split, make_split
 from mutual_seg.data.subject import Subject
@@ -116,7 +117,7 @@ class SegDataModule(pl.LightningDataModule):
             self.setup()
         parts = ", ".join(f"{p} {len(self.subjects[p])}" for p in ("train", "val", "test"))
         first = next(s for p in ("train", "val", "test") for s in self.subjects[p])
-        # With split.fixed_test=all (testing a trained model on another data set) nothing trains.
+        # With data.split.fixed_test=all (testing a trained model on another data set) nothing trains.
         slices = len(self.train_dataset()) if self.subjects["train"] else 0
         return (
             f"data {type(self.layout).__name__} at {self.layout.root}: modalities {'+'.join(self.modalities)}; "
@@ -145,13 +146,9 @@ class SegDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = self.train_dataset()
         world, rank = self._world()
-        if world > 1:
-            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                         seed=int(self.split_settings.get("seed", 0)))
-        elif self.samples_per_epoch:
-            sampler = RandomSampler(dataset, replacement=True, num_samples=self.samples_per_epoch)
-        else:
-            sampler = RandomSampler(dataset)
+        # Draws depend only on (seed, epoch), so a resumed run trains on what the uninterrupted one would.
+        sampler = EpochSampler(len(dataset), int(self.split_settings.get("seed", 0)), self.samples_per_epoch,
+                               num_replicas=world, rank=rank)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
                           drop_last=len(dataset) > self.batch_size, persistent_workers=self.num_workers > 0)
 
