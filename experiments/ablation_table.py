@@ -2,67 +2,63 @@
 
 Usage: python experiments/ablation_table.py outputs/ablation/<time> [--out table.md]
 
-Reads every job folder under the study folder (``summary.json`` + ``metrics.csv``, the run-folder contract;
-the job's identity from its ``config.yaml`` and Hydra's ``.hydra/hydra.yaml``). A cell is (generator variant,
+Reads every job folder under the study folder with ``mutual_seg.results.find_runs`` (the run-folder reader; the
+model choice from summary.json, or Hydra's ``.hydra/hydra.yaml`` for older folders). A cell is (generator variant,
 modality set, model, modality dropout); its test rows are keyed by (subject, seed): each seed draws other folds,
 and 5-fold cross-validation tests every subject once per seed. Two cells are compared on the keys they share by
-the Wilcoxon signed-rank test on Dice (scipy.stats.wilcoxon, two-sided); "FLAIR alone" is the single-track
+the Wilcoxon signed-rank test on Dice (``mutual_seg.report.stats.paired_comparison``, two-sided; p is NaN when
+no pair differs); "FLAIR alone" is the single-track
 network on FLAIR, "early fusion" is ``model=unet`` on the same inputs and dropout. Failed jobs are counted.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean, stdev
 
 import yaml
-from scipy.stats import wilcoxon
+
+from mutual_seg.errors import MutualSegError
+from mutual_seg.report.stats import paired_comparison
+from mutual_seg.results import Run, find_runs
 
 Cell = tuple[str, str, str, float]  # variant, modality set, model, modality dropout
 
 
-def job_identity(job: Path, study: Path) -> tuple[Cell, int]:
-    """(cell, seed) of one job folder, from its resolved config and Hydra's record of the group choices."""
-    config = yaml.safe_load((job / "config.yaml").read_text())
-    choices = yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["choices"]
-    variant = job.relative_to(study).parts[0]
-    dropout = float(config["model"]["net"].get("modality_dropout", 0.0))
-    return (variant, config["modality"]["name"], choices["model"], dropout), int(config["seed"])
+def cell_of(run: Run, study: Path) -> Cell:
+    """A job's cell: the variant is its first folder under the study; the model is the Hydra choice name."""
+    model = run.summary.get("model")
+    hydra_yaml = run.path / ".hydra" / "hydra.yaml"
+    if not model and hydra_yaml.is_file():
+        model = yaml.safe_load(hydra_yaml.read_text())["hydra"]["runtime"]["choices"]["model"]
+    dropout = float(((run.config.get("model") or {}).get("net") or {}).get("modality_dropout", 0.0))
+    return run.path.relative_to(study).parts[0], str(run.modality_set), str(model or run.model), dropout
 
 
 def read_study(study: Path) -> tuple[dict[Cell, dict[tuple[str, int], dict[str, float]]], dict[Cell, int]]:
-    """``{cell: {(subject, seed): metrics}}`` and ``{cell: failed jobs}``."""
+    """``{cell: {(subject, seed): metrics}}`` and ``{cell: jobs not ok (failed, unfinished)}`` (results.find_runs)."""
     cells: dict[Cell, dict[tuple[str, int], dict[str, float]]] = defaultdict(dict)
     failed: dict[Cell, int] = defaultdict(int)
-    for summary_path in sorted(study.rglob("summary.json")):
-        job = summary_path.parent
-        if not (job / "config.yaml").is_file() or not (job / ".hydra" / "hydra.yaml").is_file():
-            continue  # not a job folder of the study
-        cell, seed = job_identity(job, study)
-        summary = json.loads(summary_path.read_text())
-        if summary.get("status", "ok") != "ok" or not (job / "metrics.csv").is_file():
+    for run in find_runs(study):
+        cell = cell_of(run, study)
+        if not run.ok:
             failed[cell] += 1
             continue
-        with open(job / "metrics.csv", newline="") as handle:
-            for row in csv.DictReader(handle):
-                cells[cell][(row["subject"], seed)] = {k: float(v) for k, v in row.items() if k not in ("subject", "output")}
+        for row in run.rows:
+            cells[cell][(str(row["subject"]), int(run.seed or 0))] = row
     return dict(cells), dict(failed)
 
 
 def paired(a: dict[tuple[str, int], dict[str, float]], b: dict[tuple[str, int], dict[str, float]]) -> tuple[float, float, int]:
     """(mean Dice difference a - b, two-sided Wilcoxon p, pairs) on the (subject, seed) keys both cells have."""
     keys = sorted(set(a) & set(b))
-    diffs = [a[k]["Dc"] - b[k]["Dc"] for k in keys]
-    if not diffs:
+    if not keys:
         return float("nan"), float("nan"), 0
-    if all(d == 0 for d in diffs):
-        return 0.0, 1.0, len(diffs)
-    return mean(diffs), float(wilcoxon(diffs).pvalue), len(diffs)
+    test = paired_comparison("Dc", [b[k]["Dc"] for k in keys], [a[k]["Dc"] for k in keys])
+    return test.mean_diff, test.p_value, test.n_pairs
 
 
 def _fmt_test(test: tuple[float, float, int]) -> str:
@@ -94,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("study", type=Path, help="the study folder experiments/ablation.py wrote")
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
-    cells, failed = read_study(args.study)
+    try:
+        cells, failed = read_study(args.study)
+    except MutualSegError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if not cells and not failed:
         print(f"error: no job folders (summary.json + config.yaml) under {args.study}; run the study first",
               file=sys.stderr)

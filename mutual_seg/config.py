@@ -38,8 +38,8 @@ def _budget_widths(table, model: str, modality: str):
 
 
 def group_options(group: str) -> list[str]:
-    """Config names available in ``conf/<group>/`` (for ``hydra/*`` groups also those Hydra and its plugins register)."""
-    names = {p.stem for p in (CONFIG_DIR / group).glob("*.yaml")}
+    """Config names in ``conf/<group>/`` but ``base`` (the part others share); ``hydra/*`` groups add plugins' ones."""
+    names = {p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if p.stem != "base"}  # base: shared part
     if group.startswith("hydra/"):
         from hydra.core.config_store import ConfigStore
         from hydra.core.plugins import Plugins

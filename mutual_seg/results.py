@@ -277,17 +277,6 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def read_summary(folder: str | Path) -> dict[str, Any]:
-    """A run folder's ``summary.json``; a folder without one (a job killed before it ended) reads as failed."""
-    path = Path(folder) / "summary.json"
-    if not path.is_file():
-        return {"status": "failed", "error": f"no summary.json in {folder} (the job did not finish)"}
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        return {"status": "failed", "error": f"unreadable {path} ({type(err).__name__})"}
-
-
 def sweep_jobs(sweep_dir: str | Path) -> list[Path]:
     """The job folders of a multirun folder (those Hydra made: each holds ``.hydra/``), in job order."""
     jobs = [p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")]

@@ -19,14 +19,20 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
+from mutual_seg.data.check import check_before_training
 from mutual_seg.errors import MutualSegError
 from mutual_seg.lit import SegModule, check_checkpoint
 from mutual_seg.models.summary import format_summary, model_summary
 from mutual_seg.results import job_identity, print_results, write_results, write_untested
 from mutual_seg.runtime.atomic import atomic_write_text
+from mutual_seg.runtime.checkpoint_io import AtomicCheckpointIO
 from mutual_seg.runtime.ddp import check_devices
+from mutual_seg.runtime.guards import check_run_switches
 from mutual_seg.runtime.job import record_failure, run_job, sweep_value
 from mutual_seg.runtime.loggers import build_loggers
+from mutual_seg.runtime.preflight import preflight
+from mutual_seg.runtime.provenance import data_fingerprint, write_provenance
+from mutual_seg.runtime.resume import plan_run
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -58,8 +64,12 @@ class _ResultWriter(pl.Callback):
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; return the test summary (empty if not tested)."""
     check_devices(cfg.trainer)
+    check_run_switches(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
+    plan = plan_run(out_dir, resume=bool(cfg.get("resume")), overwrite=bool(cfg.get("overwrite")))
+    if plan.finished is not None:
+        return plan.finished  # resume=true in a multirun: this job finished earlier
     datamodule = instantiate(cfg.data)
     module: SegModule = instantiate(cfg.module)
     if cfg.ckpt_path:
@@ -68,18 +78,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers, logger_callbacks = build_loggers(cfg)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*_instantiate_all(cfg.get("callbacks")), *logger_callbacks, writer],
+        callbacks=[*_instantiate_all(cfg.get("callbacks")), *logger_callbacks, writer, plan.callback],
+        plugins=[AtomicCheckpointIO()],
         logger=loggers or False,
     )
     if trainer.is_global_zero:  # known once the Trainer is built: DDP children write nothing
         atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         log.info("model: %s", format_summary(model_summary(module.net)))
+        check_before_training(datamodule.layout, datamodule.modalities, datamodule.skip_incomplete)  # every problem at once
         datamodule.prepare_data()  # fills the cache with a progress bar; Lightning's own call is then a no-op
         log.info("%s", datamodule.summary())
+        write_provenance(out_dir, data_fingerprint(datamodule.subjects))
 
     best, val_dice = cfg.ckpt_path, None
     if cfg.train:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)  # never unpickle objects
+        trainer.fit(module, datamodule=datamodule, ckpt_path=plan.ckpt_path or cfg.ckpt_path,
+                    weights_only=True)  # never unpickle objects
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         best = best or None
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
@@ -131,6 +145,7 @@ def main() -> None:
     """Console entry point: check group choices in one line, then hand over to Hydra."""
     try:
         check_group_overrides(sys.argv[1:])
+        sys.argv[1:] = preflight(sys.argv[1:])
     except MutualSegError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

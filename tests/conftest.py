@@ -61,5 +61,5 @@ def compose_config(overrides: list[str], data_root: Path, out_dir: Path) -> Dict
 
 @pytest.fixture
 def make_cfg(tiny_data, tmp_path):
-    """``make_cfg([...overrides])`` -> a composed tiny config writing into this test's tmp_path."""
-    return lambda overrides=(): compose_config(list(overrides), tiny_data, tmp_path / "run")
+    """``make_cfg([...overrides], out="run")`` -> a composed tiny config writing into ``tmp_path / out``."""
+    return lambda overrides=(), out="run": compose_config(list(overrides), tiny_data, tmp_path / out)

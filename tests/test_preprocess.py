@@ -217,7 +217,7 @@ def test_binarize_label_rejects_unexpected_and_non_integer_values():
         binarize_label(
             np.array([0, 1, 3, 7]), [[1]], [0, 1], subject_id="S9", path="/d/S9_seg.nii.gz"
         )
-    one_line_error(e, "subject S9", "S9_seg.nii.gz", "[3, 7]", "data.label.allowed")
+    one_line_error(e, "subject S9", "S9_seg.nii.gz", "[3, 7]", "data.preprocessing.label_allowed")
     with pytest.raises(DataError) as e:
         binarize_label(
             np.array([0.0, 0.5, 1.0]), [[1]], [0, 1], subject_id="S9", path="/d/S9_seg.nii.gz"
@@ -230,7 +230,7 @@ def test_settings_validate_config():
         PreprocessSettings("histogram", 0.01, 0.99, [[1]], [0, 1])
     with pytest.raises(ConfigError, match="alpha < beta"):
         PreprocessSettings("minmax", 0.99, 0.01, [[1]], [0, 1])
-    with pytest.raises(ConfigError, match="not in data.label.allowed"):
+    with pytest.raises(ConfigError, match="not in data.preprocessing.label_allowed"):
         PreprocessSettings("minmax", 0.01, 0.99, [[1, 5]], [0, 1])
     s = PreprocessSettings("minmax", 0.01, 0.99, [[1, 2, 4]], [0, 1, 2, 4])
     assert PreprocessSettings(**s.as_dict()) == s

@@ -43,7 +43,7 @@ def test_checkpoint_from_another_modality_set_is_refused(make_cfg, tmp_path):
     train(make_cfg(["trainer.limit_train_batches=1", "test=false"]))
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     with pytest.raises(CheckpointError, match="modalities"):
-        train(make_cfg(["modality=flair", "train=false", f"ckpt_path={ckpt}"]))
+        train(make_cfg(["modality=flair", "train=false", f"ckpt_path={ckpt}"], out="test"))
 
 
 def _cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:

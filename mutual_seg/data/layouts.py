@@ -156,6 +156,11 @@ class _FolderLayout:
         found = self._scan(self._subject_dirs(), wanted)
         return _keep_complete(_label_optional(found, require_label), skip_incomplete, self.name)
 
+    def scan(self, modalities: Sequence[str]) -> list[tuple[Subject, list[tuple[str, Path | None]]]]:
+        """Every subject with the files found and (what, expected path) of each one missing; raises for none."""
+        wanted = check_modalities(modalities, self.modalities, self.name)
+        return [(f.subject, f.missing) for f in self._scan(self._subject_dirs(), wanted)]
+
     def _scan(
         self, dirs: list[tuple[re.Match[str], Path]], wanted: tuple[str, ...]
     ) -> list[_Found]:
@@ -347,6 +352,11 @@ class UCSFPDGMLayout(_FolderLayout):
             )
         return found
 
+    def metadata(self) -> tuple[Path | None, dict[int, dict[str, str]]]:
+        """The metadata CSV in use (None if there is none) and its rows keyed by patient number."""
+        csv_path = _latest_metadata_csv(_require_dir(self.root, self.name))
+        return csv_path, (_read_metadata(csv_path)[1] if csv_path else {})
+
     def _image(self, folder: Path, sid: str, seq: str, fallbacks: dict[str, list[str]]) -> Path:
         """The _bias file when wanted and present, else the plain one (expected, maybe absent)."""
         plain = folder / f"{sid}_{seq}.nii.gz"
@@ -506,17 +516,7 @@ class ManifestLayout:
         self, modalities: Sequence[str], skip_incomplete: bool = False, require_label: bool = True
     ) -> list[Subject]:
         """Find the subjects listed in the CSV; same contract as ``UCSFPDGMLayout.find``."""
-        wanted = check_modalities(modalities, self.modalities, self.name)
-        if self._explicit_root:
-            _require_dir(self.root, self.name)
-        columns, rows = self._read()
-        needed = ("id", *wanted, "label") if require_label else ("id", *wanted)
-        absent = [c for c in needed if c not in columns]
-        if absent:
-            raise DataError(
-                f"manifest CSV {self.csv_path} has no column {', '.join(absent)} (columns: "
-                f"{', '.join(columns)}); add it or change the modalities"
-            )
+        wanted, rows = self._rows(modalities, require_label)
         found, seen = [], set()
         for number, row in rows:
             sid = row.get("id", "")
@@ -536,6 +536,28 @@ class ManifestLayout:
                 f"manifest CSV {self.csv_path} lists no subjects; add one row per subject"
             )
         return _keep_complete(_label_optional(found, require_label), skip_incomplete, self.name)
+
+    def scan(self, modalities: Sequence[str]) -> list[tuple[Subject, list[tuple[str, Path | None]]]]:
+        """Every row as a subject (duplicates and empty ids kept) with the files missing; for ``data.check``."""
+        wanted, rows = self._rows(modalities)
+        return [(f.subject, f.missing) for f in (self._subject(row.get("id", ""), row, wanted) for _, row in rows)]
+
+    def _rows(
+        self, modalities: Sequence[str], require_label: bool = True
+    ) -> tuple[tuple[str, ...], list[tuple[int, dict[str, str]]]]:
+        """The checked modalities and the CSV's rows, once the needed columns are known to exist."""
+        wanted = check_modalities(modalities, self.modalities, self.name)
+        if self._explicit_root:
+            _require_dir(self.root, self.name)
+        columns, rows = self._read()
+        needed = ("id", *wanted, "label") if require_label else ("id", *wanted)
+        absent = [c for c in needed if c not in columns]
+        if absent:
+            raise DataError(
+                f"manifest CSV {self.csv_path} has no column {', '.join(absent)} (columns: "
+                f"{', '.join(columns)}); add it or change the modalities"
+            )
+        return wanted, rows
 
     def _read(self) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
         """Lower-case columns, and (line number, row) for each non-blank row."""

@@ -23,6 +23,7 @@ from typing import Any, TypedDict
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 
 from mutual_seg.data.brain_mask import estimate_brain_mask
 from mutual_seg.data.subject import Subject
@@ -35,7 +36,8 @@ MASK_SOURCES: tuple[str, ...] = ("parenchyma", "brain", "nonzero", "estimated")
 AFFINE_ATOL = 1e-3  # mm; registered UCSF-PDGM/BraTS volumes agree far better than this
 
 # What nibabel, gzip and zlib raise on a truncated or corrupt file (gzip.BadGzipFile is an OSError).
-_READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, ImageFileError, OSError, ValueError)
+# HeaderDataError: a corrupt header field (e.g. vox_offset 0), found by tests/test_fuzz.py
+_READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, ImageFileError, HeaderDataError, OSError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,13 @@ class PreprocessSettings:
             )
         if not self.label_outputs or any(len(o) == 0 for o in self.label_outputs):
             raise ConfigError(
-                f"data.label.outputs must be a non-empty list of non-empty value lists, found {self.label_outputs}"
+                f"data.preprocessing.label_outputs must be a non-empty list of non-empty value lists, found {self.label_outputs}"
             )
         unknown = sorted({v for o in self.label_outputs for v in o} - set(self.label_allowed))
         if unknown:
             raise ConfigError(
-                f"data.label.outputs uses values {unknown} that are not in data.label.allowed "
-                f"{list(self.label_allowed)}; add them to allowed or drop them from outputs"
+                f"data.preprocessing.label_outputs uses values {unknown} that are not in data.preprocessing.label_allowed "
+                f"{list(self.label_allowed)}; add them to label_allowed or drop them from label_outputs"
             )
 
     def as_dict(self) -> dict:
@@ -252,7 +254,7 @@ def binarize_label(
             subject_id,
             path,
             f"unexpected label values {unexpected} (allowed {sorted(int(a) for a in allowed)})",
-            "set data.label.allowed (and data.label.outputs) to match the data set",
+            "set data.preprocessing.label_allowed (and data.preprocessing.label_outputs) to match the data set",
         )
     ints = rounded.astype(np.int64)
     return np.stack([np.isin(ints, np.asarray(list(o), dtype=np.int64)) for o in outputs]).astype(

@@ -92,9 +92,11 @@ class SliceDataset(Dataset):
             self._arrays[s] = (images, subject.load_label(), subject.load_mask())
         return self._arrays[s]
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        # ``EpochSampler`` keys carry the item's seed (a function of the run's seed and epoch only).
+        i, entropy = key if isinstance(key, tuple) else (key, torch.initial_seed() % 2**32)
         s, z = self.index[i]
-        rng = np.random.default_rng([torch.initial_seed() % 2**32, i])
+        rng = np.random.default_rng([entropy, i])
         foreground = rng.random() < self.foreground_prob and self.tumour_slices[s].size > 0
         if foreground:
             z = int(rng.choice(self.tumour_slices[s]))

@@ -34,7 +34,7 @@ def kfold_test_patients(patient_ids: Sequence[str], n_folds: int, fold: int, see
     """Test patients of ``fold``: the seeded permutation cut into ``n_folds`` near-equal parts."""
     unique = sorted(set(patient_ids))
     if n_folds < 2:
-        raise ConfigError(f"n_folds must be at least 2, got {n_folds}; use split.fixed_test for one split")
+        raise ConfigError(f"n_folds must be at least 2, got {n_folds}; use data.split.fixed_test=N for one split")
     if not 0 <= fold < n_folds:
         raise ConfigError(f"fold must be in 0..{n_folds - 1}, got {fold}; set fold=0..{n_folds - 1}")
     if len(unique) < n_folds:
@@ -71,11 +71,11 @@ def make_split(
     if fixed_test == "all":
         return Split(train=(), val=(), test=tuple(unique))
     if isinstance(fixed_test, str):
-        raise ConfigError(f"split.fixed_test={fixed_test!r} must be an integer, 'all' or null")
+        raise ConfigError(f"data.split.fixed_test={fixed_test!r} must be an integer, 'all' or null")
     if fixed_test is not None:
         if not 0 < fixed_test < len(unique):
             raise ConfigError(
-                f"split.fixed_test={fixed_test} must be between 1 and {len(unique) - 1} for {len(unique)} patients"
+                f"data.split.fixed_test={fixed_test} must be between 1 and {len(unique) - 1} for {len(unique)} patients"
             )
         test = sorted(_permuted(unique, seed)[:fixed_test])
     else:
@@ -86,6 +86,6 @@ def make_split(
         n_val = max(1, n_val)
     if n_val >= len(rest):
         raise ConfigError(
-            f"val_fraction={val_fraction} leaves no training patients out of {len(rest)}; lower it"
+            f"data.split.val_fraction={val_fraction} leaves no training patients out of {len(rest)}; lower it"
         )
     return Split(train=tuple(sorted(rest[n_val:])), val=tuple(sorted(rest[:n_val])), test=tuple(test))

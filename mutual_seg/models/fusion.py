@@ -114,7 +114,8 @@ class MutualAttentionFusion(nn.Module):
     1x1 convs of feature i (unshared, so each modality learns its own key and value). The softmax of
     the scaled Q.K similarity weighs the V_i, which are summed. Beyond the paper's figure, an output
     1x1 conv and a residual connection to the mean are added: ``fused = mean + out(sum_i w_i V_i)``,
-    so an untrained layer starts near plain mean fusion and gradients reach every track directly.
+    so gradients reach every track directly; untrained, the block is mean fusion plus a random linear mix
+    about a third to half the mean's size (experiments/README.md, "Findings so far").
 
     Two readings of "softmax of the similarity" (chosen per scale):
 

@@ -23,6 +23,7 @@ _HINTS = {
     errno.EROFS: "the file system is read-only; write elsewhere",
     errno.EACCES: "permission denied; fix the folder's permissions or write elsewhere",
     errno.EPERM: "operation not permitted; fix the folder's permissions or write elsewhere",
+    errno.EFBIG: "the file exceeds the size limit (ulimit -f or the file system's); raise it or write elsewhere",
 }
 
 

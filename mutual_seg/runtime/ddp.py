@@ -75,8 +75,9 @@ def job_command(local_rank: int, hydra_cfg: Any | None = None) -> list[str]:
 class JobSubprocessLauncher(_SubprocessScriptLauncher):
     """Lightning's subprocess launcher, relaunching rank > 0 into this Hydra job (not ``sys.argv``).
 
-    A child that fails does not kill this process (Lightning's observer would SIGKILL the whole sweep): the other
-    children are ended and the job fails on its own when its next collective breaks.
+    No process observer: Lightning's would SIGKILL this process (the whole sweep) when a child fails. Instead a
+    failed child makes rank 0's next collective fail (gloo: at once; NCCL: after the strategy's ``timeout``), that
+    job alone fails, and :func:`ddp_job` ends the remaining children.
     """
 
     def launch(self, function: Callable, *args: Any, trainer: Any = None, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mutual_seg.metrics import METRIC_NAMES
-from mutual_seg.results import read_summary, sweep_jobs
+from mutual_seg.results import ResultsError, Run, read_run, sweep_jobs
 from mutual_seg.runtime.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -37,21 +37,38 @@ def _varying(overrides: Sequence[Sequence[str]]) -> list[list[str]]:
 
 
 def sweep_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """A row per job folder of ``sweep_dir``: identity, status, error, ``<metric>_mean``/``<metric>_std``."""
-    jobs = sweep_jobs(sweep_dir)
-    summaries = [read_summary(job) for job in jobs]
-    varying = _varying([s.get("overrides") or [] for s in summaries])
+    """A row per job folder of ``sweep_dir``: identity, status, error, ``<metric>_mean``/``<metric>_std``.
+
+    Status is ``results.read_run``'s: ok, failed, untested (``test=false``) or unfinished (killed before its end).
+    """
+    runs = []
+    for job in sweep_jobs(sweep_dir):
+        try:
+            runs.append(read_run(job))
+        except ResultsError:  # Hydra made the folder, the job wrote nothing: it died before training started
+            runs.append(None)
+    varying = _varying([(run.summary.get("overrides") or []) if run else [] for run in runs])
     rows = []
-    for job, summary, overrides in zip(jobs, summaries, varying):
+    for job, run, overrides in zip(sweep_jobs(sweep_dir), runs, varying):
+        summary = run.summary if run else {}
         row: dict[str, Any] = {"job": job.name, "overrides": " ".join(overrides),
-                               "modalities": "+".join(summary.get("modalities") or []), "fold": summary.get("fold"),
-                               "status": summary.get("status", "failed"), "error": summary.get("error") or ""}
+                               "modalities": "+".join(run.modalities if run else ()),
+                               "fold": run.fold if run else None, "status": run.status if run else "unfinished",
+                               "error": _error(run)}
         stats = summary.get("metrics") or {}
         for name in METRIC_NAMES:
             row[f"{name}_mean"] = stats.get(name, {}).get("mean")
             row[f"{name}_std"] = stats.get(name, {}).get("std")
         rows.append(row)
     return rows
+
+
+def _error(run: Run | None) -> str:
+    if run is None:
+        return "the job wrote nothing"
+    if run.status == "unfinished":
+        return "no summary.json: the job was killed or is still running"
+    return run.error or ""
 
 
 def _cell(value: Any) -> str:
@@ -91,6 +108,7 @@ def print_sweep_summary(rows: list[dict[str, Any]], console: Console | None = No
         table.add_column(name, justify="right" if name in METRIC_NAMES else "left")
     for row in rows:
         status = row["status"] if row["status"] == "ok" else f"[red]{row['status']}[/red]: {row['error']}"
+        status = status if row["status"] != "untested" else "untested"
         table.add_row(row["overrides"] or row["job"], row["modalities"], _cell(row["fold"]), status,
                       *(_pm(row, n) for n in METRIC_NAMES))
     (console or Console(width=max(Console().width, 160))).print(table)
@@ -107,7 +125,7 @@ class SweepSummary(Callback):
         csv_path, md_path = write_sweep_summary(sweep_dir, rows)
         print_sweep_summary(rows)
         log.info("sweep summary: %s, %s", csv_path, md_path)
-        failed = [row["job"] for row in rows if row["status"] != "ok"]
+        failed = [row["job"] for row in rows if row["status"] in ("failed", "unfinished")]
         if failed:
             print(f"error: {len(failed)} of {len(rows)} jobs failed (see {md_path}): {', '.join(failed)}",
                   file=sys.stderr)

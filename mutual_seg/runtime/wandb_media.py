@@ -3,7 +3,8 @@
 Every validation epoch, for the first ``n_subjects`` validation subjects of global rank 0 (the same ones each
 epoch), on the slice with the largest ground-truth area (fixed), it logs each input modality with the ground truth
 and the prediction as W&B segmentation masks, and, for mutual-attention models, each modality's per-pixel
-attention weight at the finest scale (``SegNet.last_attention[0]``, mean over heads) as an image.
+attention weight as an image (``inference.attention_map``: full resolution, mean over heads and scales, the map
+``mutual-seg-predict`` exports).
 After testing: the per-subject metrics as a W&B table, and their means and standard deviations as summary values.
 """
 
@@ -16,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from mutual_seg.inference import attention_map
 from mutual_seg.metrics import METRIC_NAMES, summarize
 
 
@@ -65,12 +67,12 @@ class WandbMedia(pl.Callback):
         key = f"val_overlay/{batch['id']}_z{z}"
         media = {f"{key}/{m}": wandb.Image(_gray(image[0, j].cpu().numpy()), masks=masks, caption=f"{m}, slice {z}")
                  for j, m in enumerate(modalities)}
-        weights = getattr(pl_module.net, "last_attention", [None])[0]
-        if weights is not None and weights.ndim == 5 and weights.shape[2] == len(modalities) > 1:
-            per_pixel = weights[0].float().mean(dim=0).cpu().numpy()  # [I, X, Y], sums to 1 over modalities
+        weights = attention_map(pl_module.net, tuple(image.shape[-2:]))  # what mutual-seg-predict exports
+        if weights is not None and len(modalities) > 1:
+            per_pixel = weights[0].cpu().numpy()  # [I, X, Y], sums to 1 over modalities
             for j, m in enumerate(modalities):
                 media[f"{key}/attention_{m}"] = wandb.Image((per_pixel[j] * 255).astype(np.uint8),
-                                                            caption=f"attention weight of {m} (0..1), finest scale")
+                                                            caption=f"attention weight of {m} (0..1)")
         logger.experiment.log({**media, "trainer/global_step": trainer.global_step})
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
