@@ -43,13 +43,13 @@ FAST_PATHS = {  # name -> (module.fast_path overrides, precision as trainer.prec
 MODES = {  # what each mode measures; "full" is the default
     "full": {"slice": 240, "shape": (240, 240, 155), "full_subjects": 6, "train_steps": 5, "train_seconds": 20.0,
              "inference_repeats": 2, "loader_seconds": 15.0, "cohorts": (10, 50, 200), "pool": 20,
-             "scale_batches": 100, "matmul_seconds": 5.0, "widths": ("default", "demo")},
+             "scale_batches": 100, "matmul_seconds": 5.0, "widths": ("default", "demo"), "fast_paths": tuple(FAST_PATHS)},
     "quick": {"slice": 240, "shape": (240, 240, 155), "full_subjects": 4, "train_steps": 2, "train_seconds": 0.0,
               "inference_repeats": 1, "loader_seconds": 4.0, "cohorts": (10, 50, 200), "pool": 10,
-              "scale_batches": 40, "matmul_seconds": 2.0, "widths": ("default", "demo")},
+              "scale_batches": 40, "matmul_seconds": 2.0, "widths": ("default", "demo"), "fast_paths": ("bf16",)},
     "smoke": {"slice": 96, "shape": (96, 96, 40), "full_subjects": 4, "train_steps": 1, "train_seconds": 0.0,
               "inference_repeats": 1, "loader_seconds": 1.0, "cohorts": (4, 8), "pool": 4,
-              "scale_batches": 4, "matmul_seconds": 0.5, "widths": ("demo",)},
+              "scale_batches": 4, "matmul_seconds": 0.5, "widths": ("demo",), "fast_paths": ("bf16",)},
 }
 SMALL_SHAPE = (64, 64, 40)  # the reduced-size subjects of the cohort-scale measurement
 
@@ -115,11 +115,14 @@ def cohort(pool: Path, n: int, dest: Path) -> Path:
     return dest
 
 
-def bench_models(mode: dict[str, Any], subject: dict[str, Any], tmp: Path) -> list[dict[str, Any]]:
-    """Every model at each width, the matched peer beside the mutual-attention model, then the fast paths."""
+def bench_models(mode: dict[str, Any], subject: dict[str, Any], tmp: Path, rows: list[dict[str, Any]],
+                 save) -> list[dict[str, Any]]:
+    """Every model at each width, the matched peer beside the mutual-attention model, then the fast paths.
+
+    Rows are appended to ``rows`` and ``save()`` is called after each, so a run cut short keeps what it measured.
+    """
     from models import peer_features
 
-    rows = []
     base = {"slice": mode["slice"], "train_steps": mode["train_steps"], "train_seconds": mode["train_seconds"],
             "inference_repeats": mode["inference_repeats"], "subject": subject}
     all_widths = widths()
@@ -130,14 +133,17 @@ def bench_models(mode: dict[str, Any], subject: dict[str, Any], tmp: Path) -> li
             rows.append({"model": name, "width": width, "features": features, "fast_path": "plain",
                          **run_model(spec, tmp)})
             console.log(f"{name} ({width}): {rows[-1]}")
+            save()
             if name == "mutual" and "parameters" in rows[-1]:
                 peer = peer_features(rows[-1]["parameters"], in_channels=2, out_channels=1)
                 rows.append({"model": "monai_basicunet", "width": width, "features": peer, "fast_path": "plain",
                              **run_model({**spec, "peer_features": peer}, tmp)})
                 console.log(f"peer ({width}): {rows[-1]}")
+                save()
     width = mode["widths"][0]
     peer = next((r["features"] for r in rows if r["model"] == "monai_basicunet" and r["width"] == width), None)
-    for fast, (overrides, precision) in FAST_PATHS.items():
+    for fast in mode["fast_paths"]:
+        overrides, precision = FAST_PATHS[fast]
         for name, extra in (("mutual", {}), ("monai_basicunet", {"peer_features": peer})):
             if name == "monai_basicunet" and peer is None:
                 continue
@@ -146,6 +152,7 @@ def bench_models(mode: dict[str, Any], subject: dict[str, Any], tmp: Path) -> li
             rows.append({"model": name, "width": width, "features": extra.get("peer_features") or all_widths[width],
                          "fast_path": fast, **run_model(spec, tmp)})
             console.log(f"{name} ({width}, {fast}): {rows[-1]}")
+            save()
     return rows
 
 
@@ -156,7 +163,7 @@ def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Pa
     console.log(f"preprocessing: {prep}")
     rates = []
     for workers in (0, 2):
-        for augment in (False, True):
+        for augment in ("off", "loader", "device"):
             rates.append(loader_bench.loader_rate(full, cache, workers, augment, mode["loader_seconds"]))
             console.log(f"loader: {rates[-1]}")
     scale = []
@@ -201,12 +208,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     console.log(f"matmul peak: {result['matmul_peak']}")
     full, pool = make_data(work, mode)
     result["data"] = bench_data(mode, full, pool, work, tmp)
-    result["models"] = bench_models(mode, inference_subject(full, work), tmp)
-    result["load_average_end"] = load_average()
-    result["wall_s"] = round(time.perf_counter() - start, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "bench.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.results_md, report.render(result))
+    result["models"] = []
+
+    def save(complete: bool = False) -> None:
+        """Write bench.json and RESULTS.md as they stand (``complete`` false: a partial run, said so)."""
+        result["complete"] = complete
+        result["load_average_end"] = load_average()
+        result["wall_s"] = round(time.perf_counter() - start, 1)
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "bench.json", json.dumps(result, indent=2) + "\n")
+        atomic_write_text(args.results_md, report.render(result))
+
+    save()
+    bench_models(mode, inference_subject(full, work), tmp, result["models"], save)
+    save(complete=True)
     console.log(f"wrote {args.out / 'bench.json'} and {args.results_md} in {result['wall_s']} s")
     return result
 

@@ -51,11 +51,18 @@ def preprocess(root: Path, cache: Path) -> dict[str, Any]:
     return {"subjects": n, "s_per_subject": round(elapsed / n, 3), "cache_mb_per_subject": round(dir_size(cache) / n / 2**20, 2)}
 
 
-def loader_rate(root: Path, cache: Path, workers: int, augment: bool, seconds: float) -> dict[str, Any]:
-    """Training slices/s of the run's loader (batch and selection from conf/data) over about ``seconds``."""
-    dm = build_datamodule(root, cache, workers)
+def loader_rate(root: Path, cache: Path, workers: int, augment: str, seconds: float) -> dict[str, Any]:
+    """Training slices/s of the run's loader (batch and selection from conf/data) over about ``seconds``.
+
+    ``augment``: ``off``; ``loader`` (per slice in the workers, ``data.augment_on: loader``); or ``device``
+    (``data.augment_on: device``: the loader only reads, and each batch is augmented in this process, on the
+    CPU here, as the data module's ``on_after_batch_transfer`` does on the training device).
+    """
+    from mutual_seg.data.augment_batch import batch_augment
+
+    dm = build_datamodule(root, cache, workers, overrides=(f"data.augment_on={'device' if augment == 'device' else 'loader'}",))
     dm.setup("fit")
-    loader = torch.utils.data.DataLoader(dm.train_dataset(augment=augment), batch_size=dm.batch_size,
+    loader = torch.utils.data.DataLoader(dm.train_dataset(augment=augment != "off"), batch_size=dm.batch_size,
                                          shuffle=True, num_workers=workers, persistent_workers=workers > 0)
     it = iter(loader)
     next(it)  # warm-up: workers start, memory maps open
@@ -66,6 +73,8 @@ def loader_rate(root: Path, cache: Path, workers: int, augment: bool, seconds: f
         except StopIteration:
             it = iter(loader)
             continue
+        if augment == "device":
+            batch["image"], batch["label"] = batch_augment(dm.augment, batch["image"], batch["label"])
         count += batch["image"].shape[0]
     rate = count / (time.perf_counter() - start)
     shape = list(batch["image"].shape[1:])

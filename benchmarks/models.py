@@ -133,13 +133,8 @@ def inference_time(module, subject: dict[str, Any], repeats: int) -> dict[str, A
 
 
 def _segmenter(module):
-    """The whole-volume inference of the project: ``mutual_seg.inference`` once it exists, else the module's."""
-    try:
-        from mutual_seg import inference  # issue 9 moves whole-volume inference there
-    except ImportError:
-        inference = None
-    if inference is not None and hasattr(inference, "segment_volume"):
-        return lambda image, spacing, mask: inference.segment_volume(module, image, spacing, mask=mask)
+    """The project's whole-volume inference as the test step runs it (``SegModule.segment_volume``, which calls
+    ``mutual_seg.inference``: brain-box crop, batches, threshold, post-processing)."""
     return lambda image, spacing, mask: module.segment_volume(image, spacing, mask=mask)
 
 

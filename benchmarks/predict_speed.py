@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the README's figure: 2)")
     parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--precision", default="32-true", help="as mutual-seg-predict --precision (e.g. bf16-mixed)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,6 +62,8 @@ def main() -> None:
         folder = min(p for p in Path(data).iterdir() if p.name.endswith("_nifti"))
         subject = subject_from_folder(folder)
         ensemble = default_ensemble([])
+        if args.precision != "32-true":
+            ensemble.use_fast_path(args.precision)
         assert isinstance(ensemble.preprocessing, PreprocessSettings)
         settings = ensemble.settings(tta=args.tta, largest_component=False)
         times, cpu = [], []
@@ -79,16 +82,19 @@ def main() -> None:
         "subject": subject.id,
         "model": "mutual (default), flair_t2w, features " + str(list(ensemble.nets[0].features)),
         "tta": args.tta,
+        "precision": args.precision,
         "threads": args.threads,
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "date": date.today().isoformat(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "predict_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "predict_speed.md").write_text(
-        "| model | TTA | torch threads | s per 240x240x155 subject (wall, median) | CPU s / thread |\n|---|---|---|---|---|\n"
-        f"| {result['model']} | {args.tta} | {args.threads} | {result['seconds_per_subject']} | "
+    name = "predict_speed" + ("" if args.precision == "32-true" else f"_{args.precision}")
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(
+        "| model | precision | TTA | torch threads | s per 240x240x155 subject (wall, median) | CPU s / thread |\n"
+        "|---|---|---|---|---|---|\n"
+        f"| {result['model']} | {args.precision} | {args.tta} | {args.threads} | {result['seconds_per_subject']} | "
         f"{result['cpu_seconds_per_thread']} |\n"
     )
     print(json.dumps(result, indent=2))

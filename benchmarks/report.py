@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+AUGMENT = {"off": "off", "loader": "per slice in the loader", "device": "batched after the loader (CPU here)",
+           False: "off", True: "per slice in the loader"}
 TARGETS = {"train_ratio": 1.5, "inference_s": 5.0, "peak_share": 0.40}
 
 
@@ -23,7 +25,8 @@ def machine_lines(result: dict[str, Any]) -> list[str]:
     m = result["machine"]
     gpu = m["gpu"] or "none (no GPU machine was available for this run; GPU figures are still to be recorded)"
     return [
-        f"- date: {m['date']}; mode: `{result['mode']}`; wall time {result.get('wall_s', 'n/a')} s",
+        f"- date: {m['date']}; mode: `{result['mode']}`; wall time {result.get('wall_s', 'n/a')} s"
+        + ("" if result.get("complete", True) else " (PARTIAL: the run stopped before every model was measured)"),
         (f"- CPU: {m['cpu']}, {m['cores']} usable cores ({m['logical_cpus']} logical), torch threads "
         f"{m['torch_threads']}; torch {m['torch']}, Python {m['python']}"),
         f"- GPU: {gpu}",
@@ -113,8 +116,8 @@ def data_lines(data: dict[str, Any]) -> list[str]:
     p = data["preprocessing"]
     lines = [(f"Preprocessing (load NIfTI, eq. 1 normalization, write the cache), one process: {p['s_per_subject']} s "
              f"and {p['cache_mb_per_subject']} MB of cache per subject ({p['subjects']} subjects)."), "",
-             "| workers | augmentation | slices/s | slice [I, H, W] | batch |", "|---|---|---|---|---|"]
-    lines += [f"| {r['workers']} | {'on' if r['augment'] else 'off'} | {r['slices_per_s']} | {r['slice_shape']} | "
+             "| loader workers | augmentation | slices/s | slice [I, H, W] | batch |", "|---|---|---|---|---|"]
+    lines += [f"| {r['workers']} | {AUGMENT.get(r['augment'], r['augment'])} | {r['slices_per_s']} | {r['slice_shape']} | "
               f"{r['batch_size']} |" for r in data["loader"]]
     lines += ["", (f"Cohort scale (subjects of {data['scale_subject_shape']} voxels; one process reading training "
               "batches drawn across the whole cohort; memory-mapped cache):"), "",
@@ -142,8 +145,18 @@ def render(result: dict[str, Any]) -> str:
              "slices, batch 8. Inference: one cached 240 x 240 x 155 subject through the project's whole-volume "
              "inference (brain-box crop, batches, threshold). FLOPs: `torch.utils.flop_counter` "
              "(convolutions, matrix products; elementwise work is not counted)."), "", "## Machine", "",
-             *machine_lines(result), "", "## Models", "", *model_table(result), "",
+             *machine_lines(result), *[f"- note: {n}" for n in result.get("notes", [])], "", "## Models", "", *model_table(result), "",
              "## Ours / peer (dual mutual attention / MONAI BasicUNet at matched parameters)", "",
              *ratio_table(ratios(result)), "", "## Targets (issue 10) on this machine", "", *targets(result), "",
              "## Data", "", *data_lines(result["data"]), ""]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # re-render: python benchmarks/report.py bench.json RESULTS.md
+    import json
+    import sys
+    from pathlib import Path
+
+    from mutual_seg.runtime.atomic import atomic_write_text
+
+    atomic_write_text(sys.argv[2], render(json.loads(Path(sys.argv[1]).read_text())))

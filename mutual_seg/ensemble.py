@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from mutual_seg.checkpoint import differences, load_checkpoint
 from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.errors import CheckpointError, ConfigError, MutualSegError
+from mutual_seg.fastpath import FastPath, autocast
 from mutual_seg.inference import InferenceSettings
 
 # Hyper-parameters every member of an ensemble must share (the rest, e.g. fusion or width, may differ).
@@ -48,6 +49,18 @@ class Ensemble:
     modality_dropout: bool
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     prepare: Callable[[Tensor], Tensor] | None = None  # the input layout of the first net (its fast_path)
+    precision: str = "32-true"  # autocast for the forward passes (``fastpath.autocast`` names)
+
+    def use_fast_path(self, precision: str) -> None:
+        """Reduced-precision forward passes (``bf16-mixed``, ``16-mixed``) on channels-last networks.
+
+        Probabilities move by about 1e-3, so a voxel right at the threshold may flip: the default
+        ``32-true`` is what gives exactly the test step's masks.
+        """
+        autocast(precision)  # validates the name
+        fast = FastPath(channels_last=True, compile=False)
+        self.nets = [fast.apply(net) for net in self.nets]
+        self.prepare, self.precision = fast.prepare, precision
 
     def settings(self, tta: bool, largest_component: bool) -> InferenceSettings:
         """Inference settings: the checkpoint's, plus the command's TTA and largest-component choice."""

@@ -47,6 +47,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tta", action="store_true", help="average in-plane flips (4x the compute)")
     parser.add_argument("--largest-component", action="store_true", help="keep only the largest 3D component")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: a GPU when there is one")
+    parser.add_argument("--precision", default="32-true", choices=("32-true", "bf16-mixed", "16-mixed"),
+                        help="bf16-mixed: about 2x faster on CPUs with bf16 units, probabilities within ~1e-3 "
+                             "(default 32-true: exactly the masks of the run's test step)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
     explicit = {m: getattr(args, m) for m in MODALITIES if getattr(args, m) is not None}

@@ -29,6 +29,7 @@ from mutual_seg.data.preprocess import choose_mask, preprocess_subject, slice_fi
 from mutual_seg.data.subject import Subject
 from mutual_seg.ensemble import Ensemble, load_ensemble
 from mutual_seg.errors import ConfigError, MutualSegError, OutputError, subject_error
+from mutual_seg.fastpath import autocast
 from mutual_seg.inference import InferenceSettings, predict_volume, segment
 from mutual_seg.runtime.atomic import atomic_write_bytes, atomic_write_text
 
@@ -44,6 +45,8 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     """
     device = _device(args.device)
     ensemble = load_ensemble(list(args.checkpoint), device)
+    if args.precision != "32-true":
+        ensemble.use_fast_path(args.precision)
     if args.save_attention and not ensemble.has_attention:
         fusions = ", ".join(f"{c['path']}: {c['fusion']}" for c in ensemble.checkpoints)
         raise ConfigError(f"--save-attention needs mutual-attention checkpoints ({fusions}); drop the flag")
@@ -81,6 +84,7 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
         "inference": asdict(settings),
         "mask_estimation": MASK_ESTIMATE,
         "device": str(device),
+        "precision": ensemble.precision,
         "versions": _versions(),
         "subjects": rows,
         "failures": [{"id": sid, "error": message} for sid, message in failures],
@@ -113,10 +117,12 @@ def predict_subject(
         if m in pre["images"]:
             stack[i] = pre["images"][m]
     present = torch.tensor([m in used for m in ensemble.modalities])
-    result = predict_volume(ensemble.nets, torch.from_numpy(slice_first(stack)), settings,
-                            present=present if missing else None,
-                            mask=torch.from_numpy(slice_first(pre["mask"]) > 0), attention="attention" in wanted,
-                            prepare=ensemble.prepare)
+    device_type = next(ensemble.nets[0].parameters()).device.type
+    with autocast(ensemble.precision, device_type):
+        result = predict_volume(ensemble.nets, torch.from_numpy(slice_first(stack)), settings,
+                                present=present if missing else None,
+                                mask=torch.from_numpy(slice_first(pre["mask"]) > 0), attention="attention" in wanted,
+                                prepare=ensemble.prepare)
     x, y, z = pre["zooms"]
     seg = segment(result.probabilities, (z, x, y), settings)  # [Z, O, X, Y]
     reference = nib.load(str(subject.images[used[0]]))

@@ -52,7 +52,7 @@ def test_report_gives_hardware_load_ratios_and_honest_targets():
                    _row("mutual", "bf16", 3.0, 4.5), _row("monai_basicunet", "bf16", 2.5, 3.0),
                    {"model": "concat", "width": "default", "features": [16], "fast_path": "plain", "error": "boom"}],
         "data": {"preprocessing": {"subjects": 4, "s_per_subject": 2.0, "cache_mb_per_subject": 50.0},
-                 "loader": [{"workers": 2, "augment": True, "slices_per_s": 400.0, "slice_shape": [2, 240, 240],
+                 "loader": [{"workers": 2, "augment": "device", "slices_per_s": 400.0, "slice_shape": [2, 240, 240],
                              "batch_size": 16}],
                  "scale": [{"cohort": 10, "subjects_read": 5, "slices_read": 100, "rss_after_imports_mb": 300.0,
                             "rss_after_loading_mb": 350.0, "peak_rss_mb": 360.0, "preprocess_s_per_subject": 0.1,
@@ -67,6 +67,7 @@ def test_report_gives_hardware_load_ratios_and_honest_targets():
     assert "4.50 s (target <= 5.0 s): reached" in text
     assert "55.8 % of the measured matmul peak" in text and "reached" in text
     assert "failed: boom" in text
+    assert "| 2 | batched after the loader (CPU here) | 400.0 |" in text
     assert "| 10 | 5 | 100 | 300.0 | 350.0 | 50.0 |" in text
 
 

@@ -224,3 +224,15 @@ def test_a_manifest_csv_without_labels_is_an_input(tiny_data, variants, tmp_path
     [row] = json.loads((tmp_path / "out" / "predict.json").read_text())["subjects"]
     assert row["id"] == "patient-a" and row["mask"]["source"] == "parenchyma"
     assert (tmp_path / "out" / "patient-a_seg.nii.gz").is_file()
+
+
+def test_bf16_fast_path_stays_close_to_full_precision(tiny_data, variants, tmp_path):
+    folder = subject_dir(tiny_data, "UCSF-PDGM-0010")
+    probs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        out = tmp_path / precision
+        assert predict("--checkpoint", variants["best"], "--input", folder, "--output", out, "--save-probabilities",
+                       "--precision", precision) == 0
+        probs[precision] = np.asanyarray(nib.load(out / "UCSF-PDGM-0010_prob.nii.gz").dataobj)
+        assert json.loads((out / "predict.json").read_text())["precision"] == precision
+    np.testing.assert_allclose(probs["bf16-mixed"], probs["32-true"], atol=2e-2)

@@ -8,6 +8,7 @@ model must generalize to data with other contrasts than the set it was tuned on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -66,17 +67,57 @@ class SliceAugment:
         Returns:
             The augmented (image, label), same shapes and dtypes.
         """
-        image, label = self._spatial(image, label, rng)
-        image = np.stack([self._intensity(channel, rng) for channel in image])
+        return self.apply(image, label, self.draw(rng, image.shape[0], image.shape[1:]))
+
+    def draw(self, rng: np.random.Generator, channels: int, shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """The random parameters of one slice's augmentation, in the order the draws were always made.
+
+        Args:
+            rng: random generator.
+            channels: I, the number of modalities (intensity transforms are drawn per modality).
+            shape: (H, W) to draw the noise field here (the per-slice path); None leaves noise fields to the
+                caller (the batched path draws them on the training device), drawing only their strength.
+
+        Returns:
+            ``{"flip": [bool, bool], "affine": None | (angle radians, zoom), "channels": [per modality
+            {"gamma": None | g, "bias": None | 5 coefficients, "scale": None | (factor, shift),
+            "noise": None | std, "noise_field": None | [H, W] float32}]}``.
+        """
+        flip = [bool(rng.random() < self.flip_prob) for _ in (1, 2)]
+        affine = None
+        if rng.random() < self.affine_prob:
+            affine = (float(np.deg2rad(rng.uniform(-self.rotate_degrees, self.rotate_degrees))),
+                      float(rng.uniform(*self.scale_range)))
+        p = self.intensity_prob
+        per_channel = []
+        for _ in range(channels):
+            c: dict[str, Any] = {"gamma": None, "bias": None, "scale": None, "noise": None, "noise_field": None}
+            if rng.random() < p:
+                c["gamma"] = float(rng.uniform(*self.gamma_range))
+            if rng.random() < p and self.bias_field > 0:
+                c["bias"] = rng.uniform(-1, 1, size=5)
+            if rng.random() < p:
+                c["scale"] = (1 + float(rng.uniform(-self.intensity_scale, self.intensity_scale)),
+                              float(rng.uniform(-self.intensity_shift, self.intensity_shift)))
+            if rng.random() < p and self.noise_std > 0:
+                c["noise"] = float(rng.uniform(0, self.noise_std))
+                if shape is not None:
+                    c["noise_field"] = rng.normal(0.0, c["noise"], tuple(shape)).astype(np.float32)
+            per_channel.append(c)
+        return {"flip": flip, "affine": affine, "channels": per_channel}
+
+    def apply(self, image: np.ndarray, label: np.ndarray, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Apply drawn parameters (:meth:`draw`) to one slice: image [I, H, W] float32, label [O, H, W]."""
+        image, label = self._spatial(image, label, params)
+        image = np.stack([self._intensity(channel, c) for channel, c in zip(image, params["channels"])])
         return image.astype(np.float32, copy=False), label
 
-    def _spatial(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
-        for axis in (1, 2):
-            if rng.random() < self.flip_prob:
+    def _spatial(self, image: np.ndarray, label: np.ndarray, params: dict[str, Any]):
+        for axis, flip in zip((1, 2), params["flip"]):
+            if flip:
                 image, label = np.flip(image, axis), np.flip(label, axis)
-        if rng.random() < self.affine_prob:
-            angle = np.deg2rad(rng.uniform(-self.rotate_degrees, self.rotate_degrees))
-            zoom = rng.uniform(*self.scale_range)
+        if params["affine"] is not None:
+            angle, zoom = params["affine"]
             rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) / zoom
             centre = (np.array(image.shape[1:]) - 1) / 2.0
             offset = centre - rotation @ centre  # rotate about the slice centre
@@ -84,28 +125,25 @@ class SliceAugment:
             label = np.stack([ndimage.affine_transform(c, rotation, offset, order=0, mode="constant") for c in label])
         return np.ascontiguousarray(image), np.ascontiguousarray(label)
 
-    def _intensity(self, channel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        p = self.intensity_prob
+    def _intensity(self, channel: np.ndarray, c: dict[str, Any]) -> np.ndarray:
         channel = channel.astype(np.float32, copy=True)
-        if rng.random() < p:
+        if c["gamma"] is not None:
             lo, hi = float(channel.min()), float(channel.max())
             if hi > lo:
-                gamma = rng.uniform(*self.gamma_range)
-                channel = lo + (hi - lo) * ((channel - lo) / (hi - lo)) ** gamma
-        if rng.random() < p and self.bias_field > 0:
-            channel *= self._bias(channel.shape, rng)
-        if rng.random() < p:
-            channel = channel * (1 + rng.uniform(-self.intensity_scale, self.intensity_scale))
-            channel = channel + rng.uniform(-self.intensity_shift, self.intensity_shift)
-        if rng.random() < p and self.noise_std > 0:
-            channel = channel + rng.normal(0.0, rng.uniform(0, self.noise_std), channel.shape).astype(np.float32)
+                channel = lo + (hi - lo) * ((channel - lo) / (hi - lo)) ** c["gamma"]
+        if c["bias"] is not None:
+            channel *= self.bias(channel.shape, c["bias"])
+        if c["scale"] is not None:
+            channel = channel * c["scale"][0] + c["scale"][1]
+        if c["noise_field"] is not None:
+            channel = channel + c["noise_field"]
         return channel
 
-    def _bias(self, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    def bias(self, shape: tuple[int, int], coeffs: np.ndarray) -> np.ndarray:
+        """The smooth multiplicative field [H, W] of 5 polynomial coefficients (x, y, xy, x^2, y^2)."""
         # A second-order polynomial in normalized coordinates, exponentiated: smooth and always positive.
         y, x = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
         terms = np.stack([x, y, x * y, x**2, y**2])
-        coeffs = rng.uniform(-1, 1, size=5)[:, None, None]
-        log_field = (coeffs * terms).sum(0)
+        log_field = (np.asarray(coeffs)[:, None, None] * terms).sum(0)
         log_field *= self.bias_field / max(np.abs(log_field).max(), 1e-6)
         return np.exp(log_field).astype(np.float32)

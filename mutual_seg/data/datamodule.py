@@ -16,6 +16,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from mutual_seg.data.augment import SliceAugment
+from mutual_seg.data.augment_batch import batch_augment
 from mutual_seg.data.cache import CachedSubject, VolumeCache
 from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.data.sampler import EpochSampler
@@ -41,6 +42,8 @@ class SegDataModule(pl.LightningDataModule):
         split: ``make_split`` arguments (fold, n_folds, seed, val_fraction, fixed_test).
         slices: ``SliceDataset`` arguments (selection, patch_size, foreground_prob).
         augment: training augmentation, or None.
+        augment_on: ``loader`` (per slice, in the loader workers) or ``device`` (per batch, on the training
+            device after the transfer: same transforms and distributions, see ``augment_batch``).
         batch_size: training slices per batch.
         num_workers: loader worker processes.
         samples_per_epoch: training slices drawn (with replacement) per epoch; None: each slice once.
@@ -60,6 +63,7 @@ class SegDataModule(pl.LightningDataModule):
         split: Mapping[str, Any],
         slices: Mapping[str, Any],
         augment: SliceAugment | None,
+        augment_on: str,
         batch_size: int,
         num_workers: int,
         samples_per_epoch: int | None = None,
@@ -74,7 +78,10 @@ class SegDataModule(pl.LightningDataModule):
         self.cache = VolumeCache(cache_dir, self.preprocessing, num_workers=cache_workers)
         self.split_settings = dict(split)
         self.slice_settings = dict(slices)
+        if augment_on not in ("loader", "device"):
+            raise ConfigError(f"data.augment_on must be loader or device, got {augment_on!r}")
         self.augment = augment
+        self.augment_on = augment_on
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.samples_per_epoch = samples_per_epoch
@@ -121,9 +128,16 @@ class SegDataModule(pl.LightningDataModule):
 
     # -- datasets and loaders --------------------------------------------------------------------
     def train_dataset(self, augment: bool = True) -> SliceDataset:
-        return SliceDataset(
-            self.subjects["train"], self.modalities, augment=self.augment if augment else None, **self.slice_settings
-        )
+        """Training slices; augmented per slice here only with ``augment_on: loader``."""
+        per_slice = self.augment if augment and self.augment_on == "loader" else None
+        return SliceDataset(self.subjects["train"], self.modalities, augment=per_slice, **self.slice_settings)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With ``augment_on: device``, augment each training batch where it now lies (CPU or GPU)."""
+        trainer = getattr(self, "trainer", None)
+        if self.augment is not None and self.augment_on == "device" and trainer is not None and trainer.training:
+            batch["image"], batch["label"] = batch_augment(self.augment, batch["image"], batch["label"])
+        return batch
 
     def _world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)

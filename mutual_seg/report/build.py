@@ -114,7 +114,7 @@ def make_report(root: str | Path, out: str | Path | None = None, exclude: Sequen
         if subject not in known:
             report.warnings.append(f"--exclude {subject}: no such subject in the runs' metrics.csv; nothing excluded for it")
     report.tables.append(tables.table1(runs, metrics))
-    if len({run.fold for run in runs}) > 1:
+    if len({run.fold for run in runs}) > 1 or len({run.modality_set for run in runs}) == 2:  # folds, or single vs dual
         report.tables.append(tables.table2(runs, metrics, [s for s in exclude if s in known]))
     arms = _arms(runs, compare)
     if arms:
