@@ -11,6 +11,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+from pytorch_lightning.utilities import rank_zero_only
 
 from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
 from mutual_seg.errors import ConfigError
@@ -40,6 +41,8 @@ def test_under_slurm_the_trainer_takes_slurms_two_tasks_and_starts_no_process(mo
              "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "mutual_seg", "SLURM_NODELIST": "node01"}
     for key, value in slurm.items():
         monkeypatch.setenv(key, value)
+    # Building a rank-1 Trainer sets Lightning's process-wide rank; put it back afterwards for the other tests.
+    monkeypatch.setattr(rank_zero_only, "rank", rank_zero_only.rank)
     cfg = _compose(["hydra/launcher=slurm", "trainer=ddp", "trainer.accelerator=cpu", "trainer.precision=32-true",
                     "logger=none", f"trainer.default_root_dir={tmp_path}"])
     trainer = instantiate(cfg.trainer, callbacks=[], logger=False)
