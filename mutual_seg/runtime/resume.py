@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import logging
 import os
 import random
@@ -27,6 +26,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from mutual_seg.errors import ResultsError
+from mutual_seg.results import read_run
 from mutual_seg.runtime.guards import guard_run_folder
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,12 @@ def last_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def finished_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    """The saved summary of a job that finished (``status: ok``), else None."""
-    path = Path(run_dir) / "summary.json"
+    """The saved summary of a job that finished (tested, ``status: ok``), else None; read by ``results``."""
     try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("status", "ok") == "ok" and "metrics" in summary else None
+        run = read_run(run_dir)
+    except ResultsError:
+        return None  # not a run folder yet, or a file that cannot be parsed: run the job again
+    return run.summary if run.ok and "metrics" in run.summary else None
 
 
 def rng_states() -> dict[str, Any]:
