@@ -15,8 +15,11 @@ from omegaconf import OmegaConf
 
 from mutual_seg.config import group_options
 from mutual_seg.errors import ConfigError, OutputError
+from mutual_seg.metrics import METRIC_NAMES
 from mutual_seg.run import main, train
+from mutual_seg.results import write_results, write_untested
 from mutual_seg.runtime.overrides import compose_config
+from mutual_seg.runtime.resume import finished_summary
 
 
 def _main(capsys, monkeypatch, *args: str) -> str:
@@ -154,10 +157,21 @@ def test_no_message_names_the_old_wrong_keys():
 def test_resume_skips_a_job_that_finished_earlier(make_cfg, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    summary = {"status": "ok", "metrics": {"Dc": {"mean": 0.5, "std": 0.1}}}
-    (out / "summary.json").write_text(json.dumps(summary))
+    rows = [{"subject": "S1", **{m: 0.5 for m in METRIC_NAMES}}]
+    summary = write_results(rows, out, {"fold": 0})
     assert train(make_cfg(["resume=true"])) == summary  # finished earlier: skipped, nothing rewritten
-    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "summary.json"]
+
+
+def test_resume_reruns_a_job_whose_metrics_csv_was_lost(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    write_results([{"subject": "S1", **{m: 0.5 for m in METRIC_NAMES}}], out)
+    assert finished_summary(out) is not None
+    (out / "metrics.csv").unlink()
+    assert finished_summary(out) is None
+    write_untested(out, {"fold": 0})  # test=false: finished without metrics
+    assert finished_summary(out)["metrics"] == {}
 
 
 def test_valid_overrides_pass_the_check():

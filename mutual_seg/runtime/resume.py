@@ -41,12 +41,18 @@ def last_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def finished_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    """The saved summary of a job that finished (tested, ``status: ok``), else None; read by ``results``."""
+    """The saved summary of a job that finished, else None; the folder is read by ``results.read_run``.
+
+    Finished: tested (``metrics.csv`` written) or trained with ``test=false`` (empty ``metrics``). A summary
+    that lists metrics without its ``metrics.csv`` lost a file: the job runs again.
+    """
     try:
         run = read_run(run_dir)
     except ResultsError:
         return None  # not a run folder yet, or a file that cannot be parsed: run the job again
-    return run.summary if run.ok and "metrics" in run.summary else None
+    if run.ok or (run.status == "untested" and run.summary.get("metrics") == {}):
+        return {**run.summary, "error": None}
+    return None
 
 
 def rng_states() -> dict[str, Any]:
