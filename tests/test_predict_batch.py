@@ -80,7 +80,7 @@ def test_subjects_whose_outputs_would_collide_are_both_refused(kind, tiny_data, 
         rows = [f"{sid},{_source(tiny_data, src, 'FLAIR')},{_source(tiny_data, src, 'T2')}"
                 for sid, src in (("twin", "UCSF-PDGM-0001"), ("twin", "UCSF-PDGM-0002"), (GOOD, GOOD))]
         (root / "m.csv").write_text("id,flair,t2w\n" + "\n".join(rows) + "\n")
-        inputs, twin, second = root / "m.csv", "twin", _source(tiny_data, "UCSF-PDGM-0002", "FLAIR")
+        inputs, second = root / "m.csv", _source(tiny_data, "UCSF-PDGM-0002", "FLAIR")
     else:
         other = "UCSF-PDGM-0001" if kind == "folders" else "ucsf-pdgm-0001_nifti"  # X_nifti/ beside X/, or case only
         shutil.copytree(tiny_data / "UCSF-PDGM-0001_nifti", root / "UCSF-PDGM-0001_nifti")
@@ -88,7 +88,7 @@ def test_subjects_whose_outputs_would_collide_are_both_refused(kind, tiny_data, 
         shutil.copytree(tiny_data / f"{GOOD}_nifti", root / f"{GOOD}_nifti")
         first = root / "UCSF-PDGM-0001_nifti" / "UCSF-PDGM-0001_FLAIR.nii.gz"
         second = root / other / "UCSF-PDGM-0002_FLAIR.nii.gz"
-        inputs, twin = root, "UCSF-PDGM-0001"
+        inputs = root
     out = tmp_path / "out"
     assert main(["--checkpoint", str(variants["best"]), "--input", str(inputs), "--output", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
