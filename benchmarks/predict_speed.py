@@ -6,7 +6,11 @@ write the segmentation. The network is the default config's (``model=mutual``, `
 with untrained weights: speed does not depend on the weights. Writes
 ``benchmarks/results/predict_speed.{json,md}``; ``make bench`` (issue 10) can call it.
 
-    python benchmarks/predict_speed.py [--data DIR_WITH_UCSF_SUBJECTS] [--repeats 3] [--threads 2]
+    python benchmarks/predict_speed.py [--data DIR_WITH_UCSF_SUBJECTS] [--repeats 3] [--threads 2] [--precision 32]
+
+``--precision`` takes the command's choices and default (``auto``: bf16 where the CPU has bf16 units);
+the results file is named after the precision it resolved to (``predict_speed.json`` for float32,
+``predict_speed_bf16-mixed.json``), so ``--precision 32`` and ``--precision bf16`` side by side compare both.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from mutual_seg.config import CONFIG_DIR, register_resolvers
 from mutual_seg.data.inputs import subject_from_folder
 from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.ensemble import Ensemble
+from mutual_seg.fastpath import native_bf16, resolve_precision
+from mutual_seg.predict import DEFAULT_PRECISION, PRECISIONS
 from mutual_seg.prediction import predict_subject
 
 RESULTS = Path(__file__).parent / "results"
@@ -49,8 +55,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the README's figure: 2)")
     parser.add_argument("--tta", action="store_true")
-    parser.add_argument("--precision", default="32-true", help="as mutual-seg-predict --precision (e.g. bf16-mixed)")
+    parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS, help="as mutual-seg-predict --precision")
     args = parser.parse_args()
+    precision = resolve_precision(args.precision, torch.device("cpu"))
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
@@ -62,8 +69,8 @@ def main() -> None:
         folder = min(p for p in Path(data).iterdir() if p.name.endswith("_nifti"))
         subject = subject_from_folder(folder)
         ensemble = default_ensemble([])
-        if args.precision != "32-true":
-            ensemble.use_fast_path(args.precision)
+        if precision != "32-true":
+            ensemble.use_fast_path(precision)
         assert isinstance(ensemble.preprocessing, PreprocessSettings)
         settings = ensemble.settings(tta=args.tta, largest_component=False)
         times, cpu = [], []
@@ -82,19 +89,21 @@ def main() -> None:
         "subject": subject.id,
         "model": "mutual (default), flair_t2w, features " + str(list(ensemble.nets[0].features)),
         "tta": args.tta,
-        "precision": args.precision,
+        "precision": precision,
+        "precision_choice": args.precision,
+        "native_bf16": native_bf16(torch.device("cpu")),
         "threads": args.threads,
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "date": date.today().isoformat(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "predict_speed" + ("" if args.precision == "32-true" else f"_{args.precision}")
+    name = "predict_speed" + ("" if precision == "32-true" else f"_{precision}")
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(
         "| model | precision | TTA | torch threads | s per 240x240x155 subject (wall, median) | CPU s / thread |\n"
         "|---|---|---|---|---|---|\n"
-        f"| {result['model']} | {args.precision} | {args.tta} | {args.threads} | {result['seconds_per_subject']} | "
+        f"| {result['model']} | {precision} | {args.tta} | {args.threads} | {result['seconds_per_subject']} | "
         f"{result['cpu_seconds_per_thread']} |\n"
     )
     print(json.dumps(result, indent=2))

@@ -40,6 +40,40 @@ def autocast(precision: str, device_type: str = "cpu") -> contextlib.AbstractCon
     return torch.autocast(device_type=device_type, dtype=dtype)
 
 
+# ``mutual-seg-predict --precision`` short names, and ``auto`` (resolved by :func:`resolve_precision`).
+PRECISION_ALIASES: dict[str, str] = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 arithmetic runs in hardware on ``device`` (only there is bf16 autocast faster).
+
+    CPUs: AMX tiles or AVX-512 BF16 (Intel Sapphire Rapids and later, AMD Zen 4 and later); older CPUs
+    emulate bf16 and get slower. GPUs: what ``torch.cuda.is_bf16_supported`` says (Ampere and later).
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    try:  # private helpers (torch >= 2.1); without them, assume emulation
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:
+        return False
+
+
+def resolve_precision(choice: str, device: torch.device) -> str:
+    """A precision name of :func:`autocast` from a ``--precision`` choice.
+
+    ``auto`` is ``bf16-mixed`` where bf16 is native (:func:`native_bf16`), ``32-true`` elsewhere;
+    ``32``/``bf16``/``16`` are short for ``32-true``/``bf16-mixed``/``16-mixed``.
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if choice == "auto":
+        return "bf16-mixed" if native_bf16(device) else "32-true"
+    name = PRECISION_ALIASES.get(choice, choice)
+    autocast(name)  # validates the name
+    return name
+
+
 class FastPath:
     """How a network is laid out in memory and whether it is compiled (``module.fast_path`` in conf/).
 

@@ -29,7 +29,7 @@ from mutual_seg.data.preprocess import choose_mask, preprocess_subject, slice_fi
 from mutual_seg.data.subject import Subject
 from mutual_seg.ensemble import Ensemble, load_ensemble
 from mutual_seg.errors import ConfigError, MutualSegError, OutputError, subject_error
-from mutual_seg.fastpath import autocast
+from mutual_seg.fastpath import autocast, resolve_precision
 from mutual_seg.inference import InferenceSettings, predict_volume, segment
 from mutual_seg.runtime.atomic import atomic_write_bytes, atomic_write_text
 
@@ -45,8 +45,9 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     """
     device = _device(args.device)
     ensemble = load_ensemble(list(args.checkpoint), device)
-    if args.precision != "32-true":
-        ensemble.use_fast_path(args.precision)
+    precision = resolve_precision(args.precision, device)
+    if precision != "32-true":
+        ensemble.use_fast_path(precision)
     if args.save_attention and not ensemble.has_attention:
         fusions = ", ".join(f"{c['path']}: {c['fusion']}" for c in ensemble.checkpoints)
         raise ConfigError(f"--save-attention needs mutual-attention checkpoints ({fusions}); drop the flag")
@@ -85,6 +86,7 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
         "mask_estimation": MASK_ESTIMATE,
         "device": str(device),
         "precision": ensemble.precision,
+        "precision_choice": args.precision,
         "versions": _versions(),
         "subjects": rows,
         "failures": [{"id": sid, "error": message} for sid, message in failures],

@@ -55,7 +55,8 @@ def test_predict_gives_the_masks_of_the_test_step_of_the_run_that_made_the_check
     root.mkdir()
     for sid in rows:
         (root / f"{sid}_nifti").symlink_to(subject_dir(tiny_data, sid))
-    assert predict("--checkpoint", variants["best"], "--input", root, "--output", tmp_path / "out") == 0
+    assert predict("--checkpoint", variants["best"], "--input", root, "--output", tmp_path / "out",
+                   "--precision", "32") == 0  # float32: the test step ran in float32
     for sid, row in rows.items():
         seg = np.asanyarray(nib.load(tmp_path / "out" / f"{sid}_seg.nii.gz").dataobj).astype(bool)
         label_img = nib.load(subject_dir(tiny_data, sid) / f"{sid}_tumor_segmentation.nii.gz")
