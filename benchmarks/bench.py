@@ -52,6 +52,7 @@ MODES = {  # what each mode measures; "full" is the default
               "scale_batches": 4, "matmul_seconds": 0.5, "widths": ("demo",), "fast_paths": ("bf16",)},
 }
 SMALL_SHAPE = (64, 64, 40)  # the reduced-size subjects of the cohort-scale measurement
+LOADER_WORKERS = 2  # loader worker processes in the cohort-scale measurement (conf/data's default)
 
 
 def widths() -> dict[str, list[int]]:
@@ -171,9 +172,12 @@ def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Pa
         root = cohort(pool, n, work / "cohorts" / str(n))
         scale_cache = work / "cohort_cache" / str(n)
         shutil.rmtree(scale_cache, ignore_errors=True)
-        scale.append({"cohort": n, **child("loader.py", ["scale", str(root), str(scale_cache),
-                                                         str(mode["scale_batches"])], tmp / "scale.json")})
-        console.log(f"cohort {n}: {scale[-1]}")
+        # the run's loader (conf's open-map cap); then, on the largest cohort, the same with no cap for contrast
+        caps = [0, n] if n == max(mode["cohorts"]) else [0]
+        for cap in caps:
+            args = ["scale", str(root), str(scale_cache), str(mode["scale_batches"]), str(LOADER_WORKERS), str(cap)]
+            scale.append({"cohort": n, "uncapped": bool(cap), **child("loader.py", args, tmp / "scale.json")})
+            console.log(f"cohort {n}{' (no cap)' if cap else ''}: {scale[-1]}")
     return {"preprocessing": prep, "loader": rates, "scale": scale, "scale_subject_shape": list(SMALL_SHAPE)}
 
 

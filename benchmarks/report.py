@@ -119,19 +119,27 @@ def data_lines(data: dict[str, Any]) -> list[str]:
              "| loader workers | augmentation | slices/s | slice [I, H, W] | batch |", "|---|---|---|---|---|"]
     lines += [f"| {r['workers']} | {AUGMENT.get(r['augment'], r['augment'])} | {r['slices_per_s']} | {r['slice_shape']} | "
               f"{r['batch_size']} |" for r in data["loader"]]
-    lines += ["", (f"Cohort scale (subjects of {data['scale_subject_shape']} voxels; one process reading training "
-              "batches drawn across the whole cohort; memory-mapped cache):"), "",
-              ("| cohort | subjects read | slices read | RSS after imports MB | RSS after reading MB | "
-              "growth MB | peak RSS MB | preprocessing s/subject | cache MB/subject |"),
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", (f"Cohort scale (subjects of {data['scale_subject_shape']} voxels): the run's training loader "
+              "(memory-mapped cache, loader workers, at most `max_open_subjects` maps open per process) reads "
+              "batches drawn across the whole cohort; resident memory (RSS) is summed over the main process and "
+              "its workers while they are alive. Flat against cohort size means bounded memory; the row without "
+              "a cap shows what the cap bounds."), "",
+              ("| cohort | open maps per process | subjects read | slices read | RSS after imports MB | "
+              "main RSS after reading MB | workers RSS MB | loader RSS MB (main + workers) | "
+              "preprocessing s/subject | cache MB/subject |"),
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["scale"]:
         if "error" in r:
-            lines.append(f"| {r['cohort']} | failed: {r['error']} ||||||||")
+            lines.append(f"| {r['cohort']} | failed: {r['error']} |||||||||")
             continue
-        growth = r["rss_after_loading_mb"] - r["rss_after_imports_mb"]
-        lines.append(f"| {r['cohort']} | {r['subjects_read']} | {r['slices_read']} | {r['rss_after_imports_mb']} | "
-                     f"{r['rss_after_loading_mb']} | {growth:.1f} | {r['peak_rss_mb']} | "
-                     f"{r['preprocess_s_per_subject']} | {r['cache_mb_per_subject']} |")
+        cap = "no cap" if r.get("uncapped") else r.get("max_open_subjects", "all (before the cap)")
+        workers = r.get("workers_rss_mb", [])
+        prep = ("(cached)", "(cached)") if r.get("uncapped") else (r["preprocess_s_per_subject"],
+                                                                  r["cache_mb_per_subject"])
+        lines.append(f"| {r['cohort']} | {cap} | {r['subjects_read']} | {r['slices_read']} | "
+                     f"{r['rss_after_imports_mb']} | {r['rss_after_loading_mb']} | "
+                     f"{' + '.join(map(str, workers)) or 'none'} | {r.get('loader_rss_mb', r['rss_after_loading_mb'])} | "
+                     f"{prep[0]} | {prep[1]} |")
     return lines
 
 

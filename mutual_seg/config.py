@@ -23,9 +23,12 @@ _NOUNS = {"data": "data set", "model": "model", "hydra/launcher": "launcher", "h
 
 
 def register_resolvers() -> None:
-    """``${len:list}`` (e.g. out_channels from the label outputs) and ``${budget_widths:...}``. Safe to call twice."""
+    """``${len:list}`` (e.g. out_channels from the label outputs), ``${downsampling:features}`` (the network's
+    2^(depth-1), depth = len(features)) and ``${budget_widths:...}``. Safe to call twice."""
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda value: len(value))
+    if not OmegaConf.has_resolver("downsampling"):
+        OmegaConf.register_new_resolver("downsampling", lambda features: 2 ** (len(features) - 1))
     if not OmegaConf.has_resolver("budget_widths"):  # experiment=ablation: equal-parameter widths per cell
         OmegaConf.register_new_resolver("budget_widths", _budget_widths)
 

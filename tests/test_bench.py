@@ -56,7 +56,13 @@ def test_report_gives_hardware_load_ratios_and_honest_targets():
                              "batch_size": 16}],
                  "scale": [{"cohort": 10, "subjects_read": 5, "slices_read": 100, "rss_after_imports_mb": 300.0,
                             "rss_after_loading_mb": 350.0, "peak_rss_mb": 360.0, "preprocess_s_per_subject": 0.1,
-                            "cache_mb_per_subject": 1.0}], "scale_subject_shape": [64, 64, 40]},
+                            "cache_mb_per_subject": 1.0, "max_open_subjects": 8, "workers_rss_mb": [120.0, 130.0],
+                            "loader_rss_mb": 600.0},
+                           {"cohort": 10, "uncapped": True, "subjects_read": 5, "slices_read": 100,
+                            "rss_after_imports_mb": 300.0, "rss_after_loading_mb": 350.0, "peak_rss_mb": 360.0,
+                            "preprocess_s_per_subject": 0.0, "cache_mb_per_subject": 1.0, "max_open_subjects": 10,
+                            "workers_rss_mb": [150.0, 160.0], "loader_rss_mb": 660.0}],
+                 "scale_subject_shape": [64, 64, 40]},
     }
     text = report.render(result)
     assert "Test CPU, 2 usable cores" in text and "[5.0, 4.0, 3.0]" in text
@@ -68,7 +74,22 @@ def test_report_gives_hardware_load_ratios_and_honest_targets():
     assert "55.8 % of the measured matmul peak" in text and "reached" in text
     assert "failed: boom" in text
     assert "| 2 | batched after the loader (CPU here) | 400.0 |" in text
-    assert "| 10 | 5 | 100 | 300.0 | 350.0 | 50.0 |" in text
+    assert "| 10 | 8 | 5 | 100 | 300.0 | 350.0 | 120.0 + 130.0 | 600.0 | 0.1 | 1.0 |" in text
+    assert "| 10 | no cap | 5 | 100 | 300.0 | 350.0 | 150.0 + 160.0 | 660.0 | (cached) | (cached) |" in text
+
+
+def test_cohort_scale_sums_the_loader_workers_memory(tiny_data, tmp_path):
+    """A real cohort-scale measurement on the tiny set: two live workers counted, the cap from conf/data."""
+    import loader
+
+    from bench import cohort
+
+    root = cohort(tiny_data, 10, tmp_path / "cohort")
+    row = loader.scale(root, tmp_path / "cache", batches=2, workers=2)
+    assert len(row["workers_rss_mb"]) == 2 and all(r > 0 for r in row["workers_rss_mb"])
+    assert row["loader_rss_mb"] >= row["rss_after_loading_mb"] + sum(row["workers_rss_mb"]) - 0.2
+    assert row["max_open_subjects"] == 8 and row["slices_read"] == 2 * 16
+    assert 1 <= row["subjects_read"] <= row["train_subjects"] and row["cache_mb_per_subject"] > 0
 
 
 @pytest.mark.slow
