@@ -81,7 +81,6 @@ def test_report_gives_hardware_load_ratios_and_honest_targets():
 def test_cohort_scale_sums_the_loader_workers_memory(tiny_data, tmp_path):
     """A real cohort-scale measurement on the tiny set: two live workers counted, the cap from conf/data."""
     import loader
-
     from bench import cohort
 
     root = cohort(tiny_data, 10, tmp_path / "cohort")
