@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mutual_seg import __version__
-from mutual_seg.data.inputs import find_inputs, subject_from_files
+from mutual_seg.data.inputs import expected_names, find_inputs, subject_from_files
 from mutual_seg.data.preprocess import choose_mask, preprocess_subject, slice_first
 from mutual_seg.data.subject import Subject
 from mutual_seg.ensemble import Ensemble, load_ensemble
@@ -107,7 +107,9 @@ def predict_subject(
     missing = [m for m in ensemble.modalities if m not in subject.images]
     if missing and not (ensemble.modality_dropout and used):
         why = "" if ensemble.modality_dropout else "; it was not trained with modality_dropout, so every one is needed"
-        raise subject_error(subject.id, None, f"no {', '.join(missing)} image: the checkpoint needs "
+        where = next(iter(subject.images.values())).parent  # the subject folder (or the explicit files' folder)
+        names = "; ".join(f"{m}: {expected_names(m)}" for m in missing)
+        raise subject_error(subject.id, where, f"no {', '.join(missing)} image ({names}): the checkpoint needs "
                             f"{', '.join(ensemble.modalities)}{why}", "add the missing image(s)")
     has_mask = subject.parenchyma_mask is not None or subject.brain_mask is not None
     mask_choice = choose_mask(subject, warn=False) if has_mask else ("estimated", None)

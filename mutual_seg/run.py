@@ -17,6 +17,7 @@ import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
 from mutual_seg.data.check import check_before_training
@@ -118,10 +119,12 @@ def user_error(err: BaseException) -> MutualSegError | None:
     Hydra wraps whatever a ``_target_`` raises in an ``InstantiationException`` (once per nesting level, e.g.
     the network inside the LightningModule, each ``raise ... from``), so a user error raised while building an
     object sits in the ``__cause__`` chain. (Not ``__context__``: a bug hit while handling a user error is a bug.)
+    The one exception is OmegaConf's ``InterpolationResolutionError``, which wraps an error raised by a resolver
+    (e.g. ``${budget_widths:...}``) without ``from``: there the resolver's error is the ``__context__``.
     """
     seen: BaseException | None = err
     while seen is not None and not isinstance(seen, MutualSegError):
-        seen = seen.__cause__
+        seen = seen.__context__ if isinstance(seen, InterpolationResolutionError) else seen.__cause__
     return seen
 
 

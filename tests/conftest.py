@@ -63,3 +63,29 @@ def compose_config(overrides: list[str], data_root: Path, out_dir: Path) -> Dict
 def make_cfg(tiny_data, tmp_path):
     """``make_cfg([...overrides], out="run")`` -> a composed tiny config writing into ``tmp_path / out``."""
     return lambda overrides=(), out="run": compose_config(list(overrides), tiny_data, tmp_path / out)
+
+
+@pytest.fixture(scope="session")
+def run(tiny_data, tmp_path_factory) -> Path:
+    """A run folder (for the predict tests): 1 epoch of 2 batches, tested on fold 0's 5 test subjects (metrics.csv)."""
+    from mutual_seg.run import train
+
+    out = tmp_path_factory.mktemp("predict") / "run"
+    train(compose_config([], tiny_data, out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def variants(run, tmp_path_factory) -> dict[str, Path]:
+    """Two more valid checkpoints made from the trained one: other weights, and trained with modality dropout."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("ckpts")
+    base = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    torch.manual_seed(0)
+    other = {**base, "state_dict": {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+                                    for k, v in base["state_dict"].items()}}
+    torch.save(other, folder / "other.ckpt")
+    hparams = {**base["hyper_parameters"], "net": {**base["hyper_parameters"]["net"], "modality_dropout": 0.3}}
+    torch.save({**base, "hyper_parameters": hparams}, folder / "dropout.ckpt")
+    return {"best": run / "checkpoints" / "best.ckpt", "other": folder / "other.ckpt", "dropout": folder / "dropout.ckpt"}

@@ -1,4 +1,4 @@
-"""`mutual-seg-predict` end to end on the tiny synthetic set, from one tiny checkpoint trained once for the module."""
+"""`mutual-seg-predict` end to end on the tiny synthetic set, from one tiny checkpoint trained once per session (``run`` in conftest)."""
 
 from __future__ import annotations
 
@@ -11,34 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
 
 from mutual_seg.metrics import segmentation_metrics
 from mutual_seg.predict import main
-
-
-@pytest.fixture(scope="module")
-def run(tiny_data, tmp_path_factory) -> Path:
-    """A run folder: 1 epoch of 2 batches, tested on fold 0's 5 test subjects (metrics.csv)."""
-    from mutual_seg.run import train
-
-    out = tmp_path_factory.mktemp("predict") / "run"
-    train(compose_config([], tiny_data, out))
-    return out
-
-
-@pytest.fixture(scope="module")
-def variants(run, tmp_path_factory) -> dict[str, Path]:
-    """Two more valid checkpoints made from the trained one: other weights, and trained with modality dropout."""
-    folder = tmp_path_factory.mktemp("ckpts")
-    base = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
-    torch.manual_seed(0)
-    other = {**base, "state_dict": {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
-                                    for k, v in base["state_dict"].items()}}
-    torch.save(other, folder / "other.ckpt")
-    hparams = {**base["hyper_parameters"], "net": {**base["hyper_parameters"]["net"], "modality_dropout": 0.3}}
-    torch.save({**base, "hyper_parameters": hparams}, folder / "dropout.ckpt")
-    return {"best": run / "checkpoints" / "best.ckpt", "other": folder / "other.ckpt", "dropout": folder / "dropout.ckpt"}
 
 
 def predict(*args: str | Path) -> int:

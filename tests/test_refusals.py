@@ -51,6 +51,14 @@ def test_bad_override_is_one_line_naming_the_key(capsys, monkeypatch, args, expe
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
 
 
+def test_error_raised_inside_a_config_resolver_is_one_line(capsys, monkeypatch, tmp_path):
+    # OmegaConf wraps the ${budget_widths:...} resolver's ConfigError without `from`: still one line, exit 2
+    err = _main(capsys, monkeypatch, "experiment=ablation", "model=unet", "modality=t1", "logger=none",
+                f"data.layout.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert err.count("\n") == 1 and "width table (ablation.widths) has no entry for model=unet with modality=t1" in err
+    assert "InterpolationResolutionError" not in err
+
+
 def test_data_base_is_not_offered_as_a_choice():
     assert "base" not in group_options("data") and "synthetic" in group_options("data")
 

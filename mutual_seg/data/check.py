@@ -32,7 +32,7 @@ import nibabel as nib
 import numpy as np
 from rich.progress import track
 
-from mutual_seg.data.layouts import LAYOUTS, UCSFPDGMLayout
+from mutual_seg.data.layouts import LAYOUTS, UCSFPDGMLayout, describe_missing
 from mutual_seg.data.preprocess import binarize_label, check_geometry, load_volume
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import DataError, MutualSegError, subject_error
@@ -153,8 +153,7 @@ def check_set(layout: Any, modalities: Sequence[str], allowed: Sequence[int] | N
     for subject, missing in scanned:
         by_key[_id_key(subject.id)].append(subject.id)
         for what, path in missing:
-            found = "not given (empty cell)" if path is None else "not found"
-            problems.append(Problem.new(subject.id or "?", path, f"{what} {found}",
+            problems.append(Problem.new(subject.id or "?", path, describe_missing(what, path),
                                         "add the file, drop the modality, or use data.skip_incomplete=true"))
     for ids in by_key.values():
         if len(ids) > 1:

@@ -6,18 +6,24 @@ layout's table in :mod:`mutual_seg.modalities` (``<id>_FLAIR.nii.gz`` of UCSF-PD
 modality name itself, ``<id>_t2w.nii.gz``); label files are ignored, a parenchyma or brain mask is
 used for normalization as in training. A data-set root is a folder of subject folders; a ``.csv``
 is a manifest (:class:`mutual_seg.data.layouts.ManifestLayout`, the label column optional).
+
+In a batch a bad subject never stops the others: a subject folder or manifest row with a missing or
+ambiguous file, an id that is not a file name, or two subjects whose outputs would get the same name
+(``X/`` and ``X_nifti/``, or one id on two manifest rows: both refused, neither overwrites the other)
+becomes one ``(id, error line)`` failure and the rest are predicted.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mutual_seg.data.layouts import ManifestLayout
+from mutual_seg.data.layouts import ManifestLayout, describe_missing
 from mutual_seg.data.subject import Subject
-from mutual_seg.errors import DataError, subject_error
+from mutual_seg.errors import ConfigError, DataError, subject_error
 from mutual_seg.modalities import (
     BRATS2021_SUFFIXES,
     BRATS2023_SUFFIXES,
@@ -35,6 +41,13 @@ _ENDINGS: dict[str, str] = {
     **{m: m for m in MODALITIES},
     **{s.lower(): m for table in (UCSF_PDGM_SUFFIXES, BRATS2021_SUFFIXES, BRATS2023_SUFFIXES) for m, s in table.items()},
 }
+Failure = tuple[str, str]  # (subject id, one-line error)
+
+
+def expected_names(modality: str) -> str:
+    """The file names that give ``modality`` in a subject folder, for messages: ``<id>_t2.nii.gz or <id>_t2w.nii.gz``."""
+    names = [f"<id>_{e}.nii.gz" for e, m in sorted(_ENDINGS.items()) if m == modality]
+    return " or ".join(names) + " (any case, _ or -)"
 
 
 def subject_from_folder(folder: Path) -> Subject:
@@ -73,15 +86,15 @@ def subject_from_folder(folder: Path) -> Subject:
     return Subject(sid, images, None, masks.get("parenchyma"), masks.get("brain"))
 
 
-def find_inputs(path: str | Path, modalities: Sequence[str]) -> tuple[list[Subject], list[tuple[str, str]]]:
-    """Subjects at ``path`` and, for a data-set root, the subject folders that could not be read.
+def find_inputs(path: str | Path, modalities: Sequence[str]) -> tuple[list[Subject], list[Failure]]:
+    """Subjects at ``path`` and the ones that cannot be predicted, each with its one-line error.
 
     Args:
         path: a subject folder, a folder of subject folders, or a manifest ``.csv``.
         modalities: the checkpoint's modalities (a manifest is asked for those it has columns for).
 
     Returns:
-        (subjects sorted by id, [(folder name, one-line error)]).
+        (subjects sorted by id, [(id or folder name, one-line error)]).
 
     Raises:
         DataError: the path does not exist, or holds no subject at all.
@@ -92,9 +105,17 @@ def find_inputs(path: str | Path, modalities: Sequence[str]) -> tuple[list[Subje
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise DataError(f"input {path} is a file; pass a folder, a manifest .csv, or images with --flair/--t2w/...")
-        return _from_manifest(path, modalities), []
-    if any(_NIFTI.match(p.name) for p in path.iterdir() if p.is_file()):
-        return [subject_from_folder(path)], []
+        subjects, failures = _from_manifest(path, modalities)
+    elif any(_NIFTI.match(p.name) for p in path.iterdir() if p.is_file()):
+        subjects, failures = [subject_from_folder(path)], []
+    else:
+        subjects, failures = _from_root(path)
+    kept, clashes = _distinct_outputs(subjects)
+    return sorted(kept, key=lambda s: s.id), failures + clashes
+
+
+def _from_root(path: Path) -> tuple[list[Subject], list[Failure]]:
+    """Every subject folder under a data-set root (UCSF-PDGM, BraTS or any folder of subject folders)."""
     subjects, failures = [], []
     for folder in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not any(_NIFTI.match(p.name) for p in folder.iterdir()):
@@ -106,18 +127,71 @@ def find_inputs(path: str | Path, modalities: Sequence[str]) -> tuple[list[Subje
     if not subjects and not failures:
         raise DataError(f"input folder {path} holds no subject (no .nii.gz images in it or in its subfolders); "
                         "point --input at a subject folder or a data set")
-    return sorted(subjects, key=lambda s: s.id), failures
+    return subjects, failures
 
 
-def _from_manifest(path: Path, modalities: Sequence[str]) -> list[Subject]:
-    """Subjects of a manifest, for the checkpoint's modalities it has columns for (label optional)."""
+def _from_manifest(path: Path, modalities: Sequence[str]) -> tuple[list[Subject], list[Failure]]:
+    """Subjects of a manifest for the checkpoint's modalities it has columns for (label optional); bad rows fail alone."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             columns = {c.strip().lower() for c in next(csv.reader(handle), [])}
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"manifest CSV {path} cannot be read ({err}); fix it") from err
-    listed = [m for m in modalities if m in columns] or list(modalities)  # none: find() names the columns
-    return ManifestLayout(path).find(listed, require_label=False)
+    listed = [m for m in modalities if m in columns] or list(modalities)  # none: scan() names the columns
+    rows = ManifestLayout(path).scan(listed, require_label=False)
+    if not rows:
+        raise DataError(f"manifest CSV {path} lists no subjects; add one row per subject")
+    subjects, failures = [], []
+    for subject, missing in rows:
+        if not subject.id:
+            first = next(iter(subject.images.values()), None)
+            failures.append(("?", f"manifest CSV {path}: a row has an empty id" + (f" (its {listed[0]}: {first})"
+                                  if first else "") + "; fill the id or drop the row"))
+        elif missing:
+            what, where = missing[0]
+            more = f" (and {', '.join(w for w, _ in missing[1:])})" if len(missing) > 1 else ""
+            failures.append((subject.id, str(subject_error(subject.id, where, describe_missing(what, where) + more,
+                                                           f"fix its row in {path} or drop the row"))))
+        else:
+            subjects.append(subject)
+    return subjects, failures
+
+
+def _distinct_outputs(subjects: list[Subject]) -> tuple[list[Subject], list[Failure]]:
+    """Refuse subjects whose outputs (``<id>_seg.nii.gz``) would overwrite another's or land outside the folder.
+
+    Ids are compared case-insensitively: on macOS and Windows ``A_seg`` and ``a_seg`` are one file.
+    Every subject of a clashing group is refused (which one is right is not ours to guess), each
+    line naming its own file and the other's.
+    """
+    groups: dict[str, list[Subject]] = defaultdict(list)
+    failures = []
+    for subject in subjects:
+        if _unsafe_id(subject.id):
+            failures.append((subject.id, str(subject_error(
+                subject.id, _first_file(subject), "the id is not a plain file name (it has a / or \\, or starts "
+                "with a dot), so its outputs would be written outside --output", "give the subject a plain id"))))
+        else:
+            groups[subject.id.casefold()].append(subject)
+    kept = []
+    for group in groups.values():
+        if len(group) == 1:
+            kept.append(group[0])
+            continue
+        for subject in group:
+            others = " and ".join(f"{o.id} ({_first_file(o)})" for o in group if o is not subject)
+            failures.append((subject.id, str(subject_error(
+                subject.id, _first_file(subject), f"same output name {subject.id}_seg.nii.gz as subject {others}, "
+                "so neither is predicted", "rename one subject folder, or give each manifest row its own id"))))
+    return kept, failures
+
+
+def _unsafe_id(subject_id: str) -> bool:
+    return not subject_id or subject_id.startswith(".") or any(c in subject_id for c in "/\\\0")
+
+
+def _first_file(subject: Subject) -> Path | None:
+    return next(iter(subject.images.values()), None)
 
 
 def subject_from_files(images: Mapping[str, str | Path], mask: str | Path | None, subject_id: str | None) -> Subject:
@@ -131,4 +205,7 @@ def subject_from_files(images: Mapping[str, str | Path], mask: str | Path | None
         name = stem["stem"] if stem else next(iter(paths.values())).stem
         parts = re.split(r"([_-])", name)
         subject_id = "".join(parts[:-2]) if len(parts) > 2 and parts[-1].lower() in _ENDINGS else name
+    if _unsafe_id(subject_id):
+        raise ConfigError(f"--id {subject_id!r} is not a plain file name (a / or \\, or a leading dot); "
+                          "give a plain id such as patient-01")
     return Subject(subject_id, paths, None, Path(mask).expanduser().absolute() if mask else None)

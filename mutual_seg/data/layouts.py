@@ -75,6 +75,11 @@ def _names(ids: Sequence[str], limit: int = 8) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+def describe_missing(what: str, path: Path | None) -> str:
+    """``"flair image not found"`` / ``"label not given (empty cell)"``: one wording for every reader."""
+    return f"{what} {'not given (empty cell)' if path is None else 'not found'}"
+
+
 def _keep_complete(found: list[_Found], skip_incomplete: bool, layout: str) -> list[Subject]:
     """Raise on (or skip, with a warning) subjects missing a requested file; sort by id."""
     found = sorted(found, key=lambda f: f.subject.id)  # report the same first problem every run
@@ -89,11 +94,10 @@ def _keep_complete(found: list[_Found], skip_incomplete: bool, layout: str) -> l
             if n_more
             else ""
         )
-        found_how = "not given (empty cell)" if path is None else "not found"
         raise subject_error(
             first.subject.id,
             path,
-            f"{what} {found_how}{more}",
+            f"{describe_missing(what, path)}{more}",
             "add the file(s), drop the modality, or skip such subjects: data.skip_incomplete=true",
         )
     if incomplete:
@@ -537,10 +541,17 @@ class ManifestLayout:
             )
         return _keep_complete(_label_optional(found, require_label), skip_incomplete, self.name)
 
-    def scan(self, modalities: Sequence[str]) -> list[tuple[Subject, list[tuple[str, Path | None]]]]:
-        """Every row as a subject (duplicates and empty ids kept) with the files missing; for ``data.check``."""
-        wanted, rows = self._rows(modalities)
-        return [(f.subject, f.missing) for f in (self._subject(row.get("id", ""), row, wanted) for _, row in rows)]
+    def scan(
+        self, modalities: Sequence[str], require_label: bool = True
+    ) -> list[tuple[Subject, list[tuple[str, Path | None]]]]:
+        """Every row as a subject (duplicates and empty ids kept) with the files missing.
+
+        For ``data.check`` and ``predict`` (``require_label=False``: no label column needed, a
+        missing label is not a missing file), which report each bad row and go on.
+        """
+        wanted, rows = self._rows(modalities, require_label)
+        found = [self._subject(row.get("id", ""), row, wanted) for _, row in rows]
+        return [(f.subject, f.missing) for f in _label_optional(found, require_label)]
 
     def _rows(
         self, modalities: Sequence[str], require_label: bool = True
