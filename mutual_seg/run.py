@@ -7,7 +7,6 @@ resolved config). Sweeps are plain Hydra multiruns: ``python -m mutual_seg.run m
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from mutual_seg.data.check import check_before_training
 from mutual_seg.errors import MutualSegError
 from mutual_seg.lit import SegModule, check_checkpoint
 from mutual_seg.models.summary import format_summary, model_summary
-from mutual_seg.results import job_identity, print_results, write_results, write_untested
+from mutual_seg.results import job_identity, print_results, read_run, write_results, write_untested
 from mutual_seg.runtime.atomic import atomic_write_text
 from mutual_seg.runtime.checkpoint_io import AtomicCheckpointIO
 from mutual_seg.runtime.ddp import check_devices
@@ -107,8 +106,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test:
         trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         if trainer.is_global_zero:
-            # Under ddp_spawn the writer ran in a worker: its summary is only on disk.
-            summary = writer.summary or json.loads((out_dir / "summary.json").read_text())
+            # Under ddp_spawn the writer ran in a worker: its summary is only on disk (read by the one reader).
+            summary = writer.summary or read_run(out_dir).summary
             log.info("results written to %s", out_dir)
     return summary
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import re
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from omegaconf import OmegaConf
 from mutual_seg.config import group_options
 from mutual_seg.errors import ConfigError, OutputError
 from mutual_seg.metrics import METRIC_NAMES
-from mutual_seg.run import main, train
 from mutual_seg.results import write_results, write_untested
+from mutual_seg.run import main, train
 from mutual_seg.runtime.overrides import compose_config
 from mutual_seg.runtime.resume import finished_summary
 
