@@ -173,7 +173,8 @@ def render(result: dict[str, Any]) -> str:
              ("Our models are built from `conf/` as a run builds them; the peer is MONAI's `BasicUNet` (2D) at the "
              "parameter count of our dual mutual-attention model, run through the same `SegModule` and the same "
              "whole-volume inference. Training: forward, Dice loss, backward and Adam step on random 240 x 240 "
-             "slices, batch 8. Inference: one cached 240 x 240 x 155 subject through the project's whole-volume "
+             "slices, batch 8 (`brain_crop` rows: on the brain-box window given under Data, training only). "
+             "Inference: one cached 240 x 240 x 155 subject through the project's whole-volume "
              "inference (brain-box crop, batches, threshold). FLOPs: `torch.utils.flop_counter` "
              "(convolutions, matrix products; elementwise work is not counted)."), "", "## Machine", "",
              *machine_lines(result), *[f"- note: {n}" for n in result.get("notes", [])], "", "## Models", "", *model_table(result), "",
