@@ -110,8 +110,8 @@ def targets(result: dict[str, Any]) -> list[str]:
         ratio = a["slices_per_s"] / b["slices_per_s"]
         return f"- training throughput, {label}: {ratio:.2f}x (target >= {goal}x): {mark(ratio >= goal)}"
 
-    lines = ["- training throughput of the dual mutual-attention model over the peer at matched parameters, "
-             "default width:"]
+    lines = [("- training throughput of the dual mutual-attention model over the peer at matched parameters, "
+              "default width:")]
     plain_ours, plain_peer = _find(ours, fast_path="plain"), _find(peers, fast_path="plain")
     if plain_ours and plain_peer:
         lines.append("  " + ratio_line("same input (both plain: whole 240 x 240 slices, float32)", plain_ours, plain_peer))
