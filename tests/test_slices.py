@@ -3,6 +3,8 @@ slices (same brain and label voxels as whole slices, fewer pixels)."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -41,6 +43,11 @@ def test_capped_memory_maps_give_the_same_items_and_stay_capped(dm):
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
         assert len(capped._arrays) == 1
     assert len(uncapped._arrays) == len({uncapped.index[i][0] for i, _ in keys})
+    # a pickled copy (spawned workers, ddp_spawn) starts with no maps open and keeps the cap
+    copy = pickle.loads(pickle.dumps(capped))
+    assert not copy._arrays
+    for key in keys[:6]:
+        assert torch.equal(copy[key]["image"], uncapped[key]["image"]) and len(copy._arrays) == 1
     with pytest.raises(ConfigError, match="max_open_subjects must be >= 1"):
         dataset(dm, max_open_subjects=0)
 

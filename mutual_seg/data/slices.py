@@ -124,7 +124,7 @@ class SliceDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_arrays"] = {}  # memory maps are reopened in each worker
+        state["_arrays"] = OrderedDict()  # memory maps are reopened in each worker
         return state
 
     def __len__(self) -> int:
