@@ -39,19 +39,25 @@ FAST_PATHS = {  # name -> (module.fast_path overrides, precision as trainer.prec
     "channels_last": (["module.fast_path.channels_last=true"], "32-true"),
     "bf16": ([], "bf16-mixed"),
     "channels_last+bf16": (["module.fast_path.channels_last=true"], "bf16-mixed"),
+    # data.slices.brain_crop: training slices are the brain-box window (measured on the bench's data), not 240^2
+    "brain_crop": ([], "32-true"),
+    "brain_crop+bf16": ([], "bf16-mixed"),
 }
+CROPPED = {"brain_crop", "brain_crop+bf16"}
 MODES = {  # what each mode measures; "full" is the default
     "full": {"slice": 240, "shape": (240, 240, 155), "full_subjects": 6, "train_steps": 5, "train_seconds": 20.0,
              "inference_repeats": 2, "loader_seconds": 15.0, "cohorts": (10, 50, 200), "pool": 20,
              "scale_batches": 100, "matmul_seconds": 5.0, "widths": ("default", "demo"), "fast_paths": tuple(FAST_PATHS)},
     "quick": {"slice": 240, "shape": (240, 240, 155), "full_subjects": 4, "train_steps": 2, "train_seconds": 0.0,
               "inference_repeats": 1, "loader_seconds": 4.0, "cohorts": (10, 50, 200), "pool": 10,
-              "scale_batches": 40, "matmul_seconds": 2.0, "widths": ("default", "demo"), "fast_paths": ("bf16",)},
+              "scale_batches": 40, "matmul_seconds": 2.0, "widths": ("default", "demo"),
+              "fast_paths": ("bf16", "brain_crop+bf16")},
     "smoke": {"slice": 96, "shape": (96, 96, 40), "full_subjects": 4, "train_steps": 1, "train_seconds": 0.0,
               "inference_repeats": 1, "loader_seconds": 1.0, "cohorts": (4, 8), "pool": 4,
-              "scale_batches": 4, "matmul_seconds": 0.5, "widths": ("demo",), "fast_paths": ("bf16",)},
+              "scale_batches": 4, "matmul_seconds": 0.5, "widths": ("demo",), "fast_paths": ("bf16", "brain_crop+bf16")},
 }
 SMALL_SHAPE = (64, 64, 40)  # the reduced-size subjects of the cohort-scale measurement
+LOADER_WORKERS = 2  # loader worker processes in the cohort-scale measurement (conf/data's default)
 
 
 def widths() -> dict[str, list[int]]:
@@ -115,9 +121,13 @@ def cohort(pool: Path, n: int, dest: Path) -> Path:
     return dest
 
 
-def bench_models(mode: dict[str, Any], subject: dict[str, Any], tmp: Path, rows: list[dict[str, Any]],
-                 save) -> list[dict[str, Any]]:
+def bench_models(mode: dict[str, Any], subject: dict[str, Any], crop: list[int], tmp: Path,
+                 rows: list[dict[str, Any]], save) -> list[dict[str, Any]]:
     """Every model at each width, the matched peer beside the mutual-attention model, then the fast paths.
+
+    The brain crop (training on ``crop`` = [H, W] windows instead of whole slices) is measured for ours and the
+    peer at every width; the other fast paths at the first width. Cropped rows measure training only (whole-
+    volume inference crops to the brain box on every path already).
 
     Rows are appended to ``rows`` and ``save()`` is called after each, so a run cut short keeps what it measured.
     """
@@ -140,20 +150,32 @@ def bench_models(mode: dict[str, Any], subject: dict[str, Any], tmp: Path, rows:
                              **run_model({**spec, "peer_features": peer}, tmp)})
                 console.log(f"peer ({width}): {rows[-1]}")
                 save()
-    width = mode["widths"][0]
-    peer = next((r["features"] for r in rows if r["model"] == "monai_basicunet" and r["width"] == width), None)
-    for fast in mode["fast_paths"]:
+    runs = [("brain_crop", width) for width in mode["widths"]]
+    runs += [(fast, mode["widths"][0]) for fast in mode["fast_paths"] if fast != "brain_crop"]
+    for fast, width in runs:
         overrides, precision = FAST_PATHS[fast]
+        peer = next((r["features"] for r in rows if r["model"] == "monai_basicunet" and r["width"] == width), None)
+        cropped = {"slice": crop, "subject": None} if fast in CROPPED else {}
         for name, extra in (("mutual", {}), ("monai_basicunet", {"peer_features": peer})):
             if name == "monai_basicunet" and peer is None:
                 continue
             spec = {**base, "model": "mutual", "modality": "flair_t2w", "features": all_widths[width],
-                    "overrides": overrides, "precision": precision, **extra}
+                    "overrides": overrides, "precision": precision, **cropped, **extra}
             rows.append({"model": name, "width": width, "features": extra.get("peer_features") or all_widths[width],
                          "fast_path": fast, **run_model(spec, tmp)})
             console.log(f"{name} ({width}, {fast}): {rows[-1]}")
             save()
     return rows
+
+
+def crop_window(full: Path, work: Path) -> dict[str, Any]:
+    """The training window of ``data.slices.brain_crop`` on the bench's full-size training subjects (conf/data)."""
+    dm = loader_bench.build_datamodule(full, work / "cache_full", workers=0, overrides=("data.slices.brain_crop=true",))
+    dm.setup("fit")
+    dataset = dm.train_dataset(augment=False)
+    whole = list(dm.subjects["train"][0].shape[1:])
+    return {"window": list(dataset.crop_size), "slice": whole, "train_subjects": len(dm.subjects["train"]),
+            "pixel_share": round(dataset.crop_size[0] * dataset.crop_size[1] / (whole[0] * whole[1]), 3)}
 
 
 def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Path) -> dict[str, Any]:
@@ -171,9 +193,12 @@ def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Pa
         root = cohort(pool, n, work / "cohorts" / str(n))
         scale_cache = work / "cohort_cache" / str(n)
         shutil.rmtree(scale_cache, ignore_errors=True)
-        scale.append({"cohort": n, **child("loader.py", ["scale", str(root), str(scale_cache),
-                                                         str(mode["scale_batches"])], tmp / "scale.json")})
-        console.log(f"cohort {n}: {scale[-1]}")
+        # the run's loader (conf's open-map cap); then, on the largest cohort, the same with no cap for contrast
+        caps = [0, n] if n == max(mode["cohorts"]) else [0]
+        for cap in caps:
+            args = ["scale", str(root), str(scale_cache), str(mode["scale_batches"]), str(LOADER_WORKERS), str(cap)]
+            scale.append({"cohort": n, "uncapped": bool(cap), **child("loader.py", args, tmp / "scale.json")})
+            console.log(f"cohort {n}{' (no cap)' if cap else ''}: {scale[-1]}")
     return {"preprocessing": prep, "loader": rates, "scale": scale, "scale_subject_shape": list(SMALL_SHAPE)}
 
 
@@ -219,8 +244,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         atomic_write_text(args.out / "bench.json", json.dumps(result, indent=2) + "\n")
         atomic_write_text(args.results_md, report.render(result))
 
+    result["data"]["brain_crop"] = crop_window(full, work)
+    console.log(f"brain crop: {result['data']['brain_crop']}")
     save()
-    bench_models(mode, inference_subject(full, work), tmp, result["models"], save)
+    bench_models(mode, inference_subject(full, work), result["data"]["brain_crop"]["window"], tmp, result["models"],
+                 save)
     save(complete=True)
     console.log(f"wrote {args.out / 'bench.json'} and {args.results_md} in {result['wall_s']} s")
     return result

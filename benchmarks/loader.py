@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import current_rss_mb, peak_rss_mb
+from machine import children_rss_mb, current_rss_mb, peak_rss_mb
 
 
 def build_datamodule(root: Path, cache: Path, workers: int, overrides: tuple[str, ...] = ()):
@@ -82,28 +82,44 @@ def loader_rate(root: Path, cache: Path, workers: int, augment: str, seconds: fl
             "slice_shape": shape, "batch_size": dm.batch_size}
 
 
-def scale(root: Path, cache: Path, batches: int) -> dict[str, Any]:
-    """Resident memory of one training process that reads ``batches`` batches drawn across the whole cohort."""
+def scale(root: Path, cache: Path, batches: int, workers: int = 2, max_open: int | None = None) -> dict[str, Any]:
+    """Resident memory of a training loader (this process and its ``workers``) after reading ``batches`` batches
+    drawn across the whole cohort, as the run's loader reads them (conf/data: batch, selection, open-map cap;
+    ``max_open`` replaces the cap, e.g. a cap above the cohort size to show memory without one).
+
+    Memory-mapped pages a process has touched count in its resident memory (RSS) while the map is open, so
+    the figure is the sum of the RSS of this process and of each worker, taken while the workers are alive.
+    """
     base = current_rss_mb()
     prep = preprocess(root, cache)
-    dm = build_datamodule(root, cache, workers=0)
+    cap = (f"data.slices.max_open_subjects={max_open}",) if max_open else ()
+    dm = build_datamodule(root, cache, workers=workers, overrides=cap)
     dm.setup("fit")
     before = current_rss_mb()
-    loader = torch.utils.data.DataLoader(dm.train_dataset(augment=False), batch_size=dm.batch_size, shuffle=True)
+    dataset = dm.train_dataset(augment=False)
+    # a fixed random order over every training slice: the subjects read are known, the run is repeatable
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[: batches * dm.batch_size]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=dm.batch_size, sampler=order.tolist(),
+                                         num_workers=workers, persistent_workers=workers > 0)
     seen = 0
-    for i, batch in enumerate(loader):
+    it = iter(loader)
+    for batch in it:
         seen += batch["image"].shape[0]
-        if i + 1 >= batches:
-            break
-    subjects_touched = len(loader.dataset._arrays)
+    own, children = current_rss_mb(), children_rss_mb()
+    del it, loader  # the workers end
+    subjects_read = len({dataset.index[int(i)][0] for i in order})
     return {"subjects": prep["subjects"], "train_subjects": len(dm.subjects["train"]),
-            "subjects_read": subjects_touched, "slices_read": seen,
+            "subjects_read": subjects_read, "slices_read": seen, "workers": workers,
+            "max_open_subjects": dataset.max_open_subjects,
             "rss_after_imports_mb": round(base, 1), "rss_before_loading_mb": round(before, 1),
-            "rss_after_loading_mb": round(current_rss_mb(), 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "rss_after_loading_mb": round(own, 1), "workers_rss_mb": [round(c, 1) for c in children],
+            "loader_rss_mb": round(own + sum(children), 1), "peak_rss_mb": round(peak_rss_mb(), 1),
             "preprocess_s_per_subject": prep["s_per_subject"], "cache_mb_per_subject": prep["cache_mb_per_subject"]}
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python benchmarks/loader.py scale ROOT CACHE BATCHES WORKERS MAX_OPEN|0 OUT
     if sys.argv[1] == "scale":
-        root, cache, batches, out = Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5])
-        out.write_text(json.dumps(scale(root, cache, batches), indent=2) + "\n")
+        root, cache, batches, workers, max_open = (Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]),
+                                                   int(sys.argv[5]), int(sys.argv[6]))
+        out = Path(sys.argv[7])
+        out.write_text(json.dumps(scale(root, cache, batches, workers, max_open or None), indent=2) + "\n")

@@ -65,6 +65,26 @@ def current_rss_mb() -> float:
         return peak_rss_mb()
 
 
+def children_rss_mb(pid: int | None = None) -> list[float]:
+    """Resident memory in MB of each direct child of ``pid`` (default: this process), e.g. loader workers.
+
+    Read from /proc/<child>/status (VmRSS), children found by their parent id in /proc/<child>/stat; empty
+    where /proc is unavailable.
+    """
+    pid = os.getpid() if pid is None else pid
+    sizes = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the command name (field 2) may hold spaces: the parent id is the second field after its ')'
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != pid:
+                continue
+            rss = next(line for line in (stat.parent / "status").read_text().splitlines() if line.startswith("VmRSS:"))
+            sizes.append(int(rss.split()[1]) / 1024)
+        except (OSError, ValueError, IndexError, StopIteration):
+            continue  # the process ended meanwhile
+    return sizes
+
+
 def matmul_peak(seconds: float, size: int = 2048, device: str = "cpu") -> dict[str, Any]:
     """Float32 matrix-multiply rate, the best of repeated [size, size] products over about ``seconds``.
 

@@ -83,16 +83,16 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def train_throughput(module, precision: str, size: int, steps: int, seconds: float) -> dict[str, Any]:
-    """Slices/s of forward + loss + backward + Adam step at batch 8 on size x size slices (after warm-up).
+def train_throughput(module, precision: str, size: tuple[int, int], steps: int, seconds: float) -> dict[str, Any]:
+    """Slices/s of forward + loss + backward + Adam step at batch 8 on [H, W] = ``size`` slices (after warm-up).
 
     The FLOPs of a training step (forward and backward, counted by ``FlopCounterMode``) are counted on one
     slice: they grow linearly with the batch.
     """
     torch.manual_seed(0)
     inputs = len(module.hparams.modalities)
-    x = torch.rand(BATCH, inputs, size, size)
-    y = (torch.rand(BATCH, module.net.out_channels, size, size) > 0.9).float()
+    x = torch.rand(BATCH, inputs, *size)
+    y = (torch.rand(BATCH, module.net.out_channels, *size) > 0.9).float()
     module.train()
     optimizer = module.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
@@ -123,7 +123,10 @@ def inference_time(module, subject: dict[str, Any], repeats: int) -> dict[str, A
     module.eval()
     image, mask, spacing = subject["image"], subject["mask"], subject["spacing"]
     segment = _segmenter(module)
-    segment(image[:2], spacing, mask[:2])  # warm-up
+    # warm-up on two middle slices: the first ones may hold a brain box so small that a network with four
+    # poolings reaches 1 x 1 (MONAI's instance norm then refuses it)
+    mid = slice(image.shape[0] // 2, image.shape[0] // 2 + 2)
+    segment(image[mid], spacing, mask[mid])
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -155,12 +158,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     module, cfg = build_module(spec)
     precision = spec.get("precision", "32-true")  # as trainer.precision; the module's fast_path is in overrides
     params = sum(p.numel() for p in module.net.parameters())
-    size = spec["slice"]  # 240: UCSF-PDGM / BraTS axial slices
-    x = torch.zeros(1, len(cfg.modality.names), size, size)
+    # 240: whole UCSF-PDGM / BraTS axial slices; [H, W]: the brain-box window of data.slices.brain_crop
+    size = (spec["slice"], spec["slice"]) if isinstance(spec["slice"], int) else tuple(spec["slice"])
+    x = torch.zeros(1, len(cfg.modality.names), *size)
     module.eval()
     with torch.no_grad():
         flops = count_flops(lambda: module(x))
-    result: dict[str, Any] = {"parameters": params, "flops_per_slice": flops}
+    result: dict[str, Any] = {"parameters": params, "flops_per_slice": flops, "slice": list(size)}
     result.update(train_throughput(module, precision, size, spec["train_steps"], spec["train_seconds"]))
     if spec.get("subject"):
         subject = load_subject(spec["subject"], list(cfg.modality.names))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} cannot be read ({detail}): truncated or not a checkpoint; {_FIX}"
         ) from None
     check_format(checkpoint, path)
+    upgrade(checkpoint["hyper_parameters"])
     return checkpoint
+
+
+def upgrade(hparams: Any) -> None:
+    """Fill settings added within format 2 with the value that reproduces what older checkpoints did.
+
+    ``net.fusion.output`` (mutual attention's output path) came after the first format-2 checkpoints, which all
+    computed ``mean + out(attended)``: ``residual``.
+    """
+    fusion = (hparams.get("net") or {}).get("fusion") if isinstance(hparams, Mapping) else None
+    if isinstance(fusion, MutableMapping) and str(fusion.get("_target_", "")).endswith("MutualAttentionFusion"):
+        fusion.setdefault("output", "residual")
 
 
 def check_format(checkpoint: Any, path: str | Path) -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,11 +24,28 @@ _NOUNS = {"data": "data set", "model": "model", "hydra/launcher": "launcher", "h
 
 
 def register_resolvers() -> None:
-    """``${len:list}`` (e.g. out_channels from the label outputs) and ``${budget_widths:...}``. Safe to call twice."""
+    """``${len:list}`` (e.g. out_channels from the label outputs), ``${downsampling:features}`` (the network's
+    2^(depth-1), depth = len(features)), ``${folder_name:...}`` and ``${budget_widths:...}``. Safe to call twice."""
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda value: len(value))
+    if not OmegaConf.has_resolver("downsampling"):  # data.slices.crop_multiple
+        OmegaConf.register_new_resolver("downsampling", lambda features: 2 ** (len(features) - 1))
+    if not OmegaConf.has_resolver("folder_name"):  # sweep job folders: conf/hydra/default.yaml
+        OmegaConf.register_new_resolver("folder_name", folder_name)
     if not OmegaConf.has_resolver("budget_widths"):  # experiment=ablation: equal-parameter widths per cell
         OmegaConf.register_new_resolver("budget_widths", _budget_widths)
+
+
+def folder_name(name: str, limit: int = 200) -> str:
+    """``name`` as a folder name file systems accept (255 bytes at most): a long one keeps its start plus a hash.
+
+    A sweep names each job's folder by its overrides (``fold=0,model.net.features=[8,16,32,64],...``), which can
+    pass the limit; the hash keeps the name unique and the same for the same overrides (``resume=true`` finds it).
+    """
+    raw = str(name).encode()
+    if len(raw) <= limit:
+        return str(name)
+    return raw[: limit - 13].decode(errors="ignore") + "_" + hashlib.sha1(raw).hexdigest()[:12]
 
 
 def _budget_widths(table, model: str, modality: str):

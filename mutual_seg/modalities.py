@@ -27,6 +27,11 @@ DESCRIPTIONS: Mapping[str, str] = {
     "adc": "apparent diffusion coefficient",
 }
 
+# How the paper names each sequence in its tables (Table 1); reports and figures print these.
+DISPLAY_NAMES: Mapping[str, str] = {
+    "t1": "T1w", "t1c": "T1w (contrast)", "t2w": "T2w", "flair": "FLAIR", "swi": "SWI", "dwi": "DWI", "adc": "ADC",
+}  # fmt: skip
+
 # Names other data sets use for our modalities, to suggest the right one in errors.
 ALIASES: Mapping[str, str] = {"t2": "t2w", "t1ce": "t1c", "t1gd": "t1c", "t1n": "t1", "t2f": "flair"}
 

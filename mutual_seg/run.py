@@ -7,7 +7,6 @@ resolved config). Sweeps are plain Hydra multiruns: ``python -m mutual_seg.run m
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -17,13 +16,14 @@ import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
 from mutual_seg.data.check import check_before_training
 from mutual_seg.errors import MutualSegError
 from mutual_seg.lit import SegModule, check_checkpoint
 from mutual_seg.models.summary import format_summary, model_summary
-from mutual_seg.results import job_identity, print_results, write_results, write_untested
+from mutual_seg.results import job_identity, print_results, read_run, write_results, write_untested
 from mutual_seg.runtime.atomic import atomic_write_text
 from mutual_seg.runtime.checkpoint_io import AtomicCheckpointIO
 from mutual_seg.runtime.ddp import check_devices
@@ -106,8 +106,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test:
         trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         if trainer.is_global_zero:
-            # Under ddp_spawn the writer ran in a worker: its summary is only on disk.
-            summary = writer.summary or json.loads((out_dir / "summary.json").read_text())
+            # Under ddp_spawn the writer ran in a worker: its summary is only on disk (read by the one reader).
+            summary = writer.summary or read_run(out_dir).summary
             log.info("results written to %s", out_dir)
     return summary
 
@@ -118,10 +118,12 @@ def user_error(err: BaseException) -> MutualSegError | None:
     Hydra wraps whatever a ``_target_`` raises in an ``InstantiationException`` (once per nesting level, e.g.
     the network inside the LightningModule, each ``raise ... from``), so a user error raised while building an
     object sits in the ``__cause__`` chain. (Not ``__context__``: a bug hit while handling a user error is a bug.)
+    The one exception is OmegaConf's ``InterpolationResolutionError``, which wraps an error raised by a resolver
+    (e.g. ``${budget_widths:...}``) without ``from``: there the resolver's error is the ``__context__``.
     """
     seen: BaseException | None = err
     while seen is not None and not isinstance(seen, MutualSegError):
-        seen = seen.__cause__
+        seen = seen.__context__ if isinstance(seen, InterpolationResolutionError) else seen.__cause__
     return seen
 
 

@@ -88,3 +88,46 @@ def test_device_augmentation_trains_and_bad_choice_is_refused(make_cfg):
     assert not torch.equal(dm.on_after_batch_transfer(dict(batch), 0)["image"], batch["image"])
     with pytest.raises(Exception, match="data.augment_on must be loader or device, got 'gpu'"):
         instantiate(make_cfg(["data.augment_on=gpu"]).data)
+
+
+def test_loader_and_device_paths_give_the_same_output_distribution():
+    """Independent draws through each path (the loader's per-slice ``SliceAugment`` with its own generators; the
+    batched path with torch noise): the outputs' statistics agree within Monte-Carlo error.
+
+    Catches what same-draw comparisons cannot: the noise field drawn on the device, and the batch's draw sequence
+    (which skips the per-slice noise fields). The image is an off-centre L and flips are rare (0.2), so a flip,
+    rotation or noise difference moves the quadrant means or the spread. Tolerances: about 4 standard errors.
+    """
+    augment = make(noise=0.06)
+    augment.flip_prob = 0.2
+    image, label = _l_shape()
+    n = 600
+    loader = [augment(image, label, np.random.default_rng([11, k])) for k in range(n)]
+    loader_image = np.stack([o[0] for o in loader])
+    loader_label = np.stack([o[1] for o in loader]).astype(np.float32)
+    torch.manual_seed(0)
+    device_image, device_label = batch_augment(
+        augment, torch.from_numpy(np.repeat(image[None], n, 0)), torch.from_numpy(np.repeat(label[None], n, 0)).float(),
+        generator=np.random.default_rng(12))
+    device_image, device_label = device_image.numpy(), device_label.numpy()
+
+    def quadrants(x: np.ndarray) -> np.ndarray:  # [N, C, H, W] -> the mean of each channel's 4 quadrants
+        h, w = x.shape[2] // 2, x.shape[3] // 2
+        return np.array([x[:, :, r:r + h, c:c + w].mean(axis=(0, 2, 3)) for r in (0, h) for c in (0, w)])
+
+    np.testing.assert_allclose(quadrants(device_image), quadrants(loader_image), atol=0.03)
+    np.testing.assert_allclose(quadrants(device_label), quadrants(loader_label), atol=0.03)
+    spread = [x.reshape(n, 2, -1).std(axis=2).mean(axis=0) for x in (loader_image, device_image)]
+    np.testing.assert_allclose(spread[1], spread[0], atol=0.015)
+    # the noise itself: high-frequency energy (differences of neighbours) has the same mean
+    rough = [np.abs(np.diff(x, axis=3)).mean() for x in (loader_image, device_image)]
+    assert abs(rough[1] - rough[0]) < 0.1 * rough[0]
+
+
+def _l_shape(h: int = 24, w: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Two modalities [2, H, W] bright on an off-centre L (in the top-left quadrant), and the L as label [1, H, W]."""
+    label = np.zeros((1, h, w), dtype=np.uint8)
+    label[0, 2:11, 3:7] = 1
+    label[0, 8:11, 7:14] = 1
+    image = np.stack([0.1 + label[0] * 0.8, 0.3 + label[0] * 0.5]).astype(np.float32)
+    return image, label

@@ -48,6 +48,11 @@ def test_a_stamped_checkpoint_loads_with_weights_only(tmp_path):
     assert loaded["mutual_seg"]["format"] == CHECKPOINT_FORMAT and torch.equal(loaded["state_dict"]["w"], torch.zeros(2))
 
 
+def test_a_checkpoint_from_before_the_output_setting_reads_as_residual(tmp_path):
+    loaded = load_checkpoint(save(tmp_path / "old.ckpt"))  # HPARAMS' fusion has no `output`: written before it
+    assert loaded["hyper_parameters"]["net"]["fusion"]["output"] == "residual"
+
+
 def test_a_planted_pickle_is_refused_and_never_executed(tmp_path):
     marker = tmp_path / "pwned"
     path = save(tmp_path / "evil.ckpt", extra=Planted(marker))

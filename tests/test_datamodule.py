@@ -54,7 +54,8 @@ def _ids(dm: SegDataModule, part: str) -> list[str]:
 
 
 def _slice_dataset(dm: SegDataModule, **settings) -> SliceDataset:
-    return SliceDataset(dm.subjects["train"], dm.modalities, **settings)
+    """conf/data's slice settings, with ``settings`` replacing some."""
+    return SliceDataset(dm.subjects["train"], dm.modalities, **{**dm.slice_settings, **settings})
 
 
 # -- split and loaders -----------------------------------------------------------------------------------------------

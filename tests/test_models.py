@@ -30,10 +30,10 @@ CONF_MODEL = Path(__file__).resolve().parents[1] / "conf" / "model"
 
 FACTORIES = {
     "mutual_modality": partial(
-        MutualAttentionFusion, reading="modality", token_scales=[], heads=2, key_channels=None
+        MutualAttentionFusion, reading="modality", token_scales=[], heads=2, key_channels=None, output="residual"
     ),
     "mutual_token": partial(
-        MutualAttentionFusion, reading="token", token_scales=[1, 2], heads=2, key_channels=8
+        MutualAttentionFusion, reading="token", token_scales=[1, 2], heads=2, key_channels=8, output="residual"
     ),
     "concat": partial(ConcatFusion),
     "mean": partial(MeanFusion),
@@ -83,7 +83,7 @@ def test_probabilities_are_sigmoid_of_logits() -> None:
 def test_mutual_weights_sum_to_one_over_present(reading: str) -> None:
     torch.manual_seed(0)
     fusion = MutualAttentionFusion(
-        8, 3, scale=0, reading=reading, token_scales=[0], heads=2, key_channels=4
+        8, 3, scale=0, reading=reading, token_scales=[0], heads=2, key_channels=4, output="residual"
     )
     feats = [torch.randn(2, 8, 5, 7) for _ in range(3)]
     fused, weights = fusion(feats)
@@ -109,6 +109,7 @@ def test_mutual_uses_token_reading_only_at_token_scales() -> None:
         token_scales=[2],
         heads=1,
         key_channels=None,
+        output="residual",
     )
     assert make(scale=2).reading == "token"
     assert make(scale=0).reading == "modality"
@@ -118,7 +119,7 @@ def test_mutual_uses_token_reading_only_at_token_scales() -> None:
 def test_fusion_ignores_absent_features(name: str) -> None:
     torch.manual_seed(0)
     options = (
-        {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None}
+        {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "residual"}
         if name == "mutual"
         else {}
     )
@@ -198,7 +199,7 @@ def test_unknown_names_raise_config_error_listing_valid_ones() -> None:
     with pytest.raises(ConfigError, match="mutual, concat, mean"):
         build_fusion("attention", channels=4, num_inputs=2, scale=0)
     with pytest.raises(ConfigError, match="modality, token"):
-        MutualAttentionFusion(4, 2, 0, reading="pixel", token_scales=[], heads=1, key_channels=None)
+        MutualAttentionFusion(4, 2, 0, reading="pixel", token_scales=[], heads=1, key_channels=None, output="residual")
     with pytest.raises(ConfigError, match="flair"):
         select_present(["flair", "t2w"], ["flari"])
     with pytest.raises(ConfigError, match="none of"):
@@ -209,7 +210,7 @@ def test_unknown_names_raise_config_error_listing_valid_ones() -> None:
             1,
             FEATURES,
             partial(
-                MutualAttentionFusion, reading="token", token_scales=[5], heads=1, key_channels=None
+                MutualAttentionFusion, reading="token", token_scales=[5], heads=1, key_channels=None, output="residual"
             ),
         )
     with pytest.raises(ConfigError, match="duplicates"):
@@ -262,3 +263,23 @@ def test_model_yaml_instantiates(name: str, tmp_path: Path) -> None:
     assert out.shape == (2, 1, 17, 23)
     if name == "mutual_token":
         assert [f.reading for f in net.fusions] == ["modality"] * 3 + ["token"]
+
+
+def test_mutual_outputs_residual_zero_starts_as_mean_fusion_and_paper_is_the_weighted_sum() -> None:
+    torch.manual_seed(0)
+    feats = [torch.randn(2, 4, 5, 6), torch.randn(2, 4, 5, 6)]
+    options = {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None}
+    zero = build_fusion("mutual", channels=4, num_inputs=2, scale=0, output="residual_zero", **options)
+    fused, _ = zero(feats)
+    assert torch.equal(fused, (feats[0] + feats[1]) / 2)  # untrained: exactly mean fusion
+    default = build_fusion("mutual", channels=4, num_inputs=2, scale=0, output="residual", **options)
+    assert not torch.allclose(default(feats)[0], fused, atol=1e-3)  # the default's random start is not
+    paper = build_fusion("mutual", channels=4, num_inputs=2, scale=0, output="paper", **options)
+    fused, weights = paper(feats)
+    values = [paper.values[i](feats[i]) for i in range(2)]
+    expected = weights[:, 0, 0:1] * values[0] + weights[:, 0, 1:2] * values[1]  # sum_i w_i V_i, nothing added
+    assert torch.allclose(fused, expected, atol=1e-6)
+    count = lambda m: sum(p.numel() for p in m.parameters())
+    assert count(default) - count(paper) == 4 * 4 + 4  # the output 1x1 conv is the only difference
+    with pytest.raises(ConfigError, match="unknown mutual attention output 'sum'"):
+        build_fusion("mutual", channels=4, num_inputs=2, scale=0, output="sum", **options)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import re
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from omegaconf import OmegaConf
 from mutual_seg.config import group_options
 from mutual_seg.errors import ConfigError, OutputError
 from mutual_seg.metrics import METRIC_NAMES
-from mutual_seg.run import main, train
 from mutual_seg.results import write_results, write_untested
+from mutual_seg.run import main, train
 from mutual_seg.runtime.overrides import compose_config
 from mutual_seg.runtime.resume import finished_summary
 
@@ -49,6 +48,14 @@ def _main(capsys, monkeypatch, *args: str) -> str:
 def test_bad_override_is_one_line_naming_the_key(capsys, monkeypatch, args, expected):
     err = _main(capsys, monkeypatch, *args)
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
+
+
+def test_error_raised_inside_a_config_resolver_is_one_line(capsys, monkeypatch, tmp_path):
+    # OmegaConf wraps the ${budget_widths:...} resolver's ConfigError without `from`: still one line, exit 2
+    err = _main(capsys, monkeypatch, "experiment=ablation", "model=unet", "modality=t1", "logger=none",
+                f"data.layout.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert err.count("\n") == 1 and "width table (ablation.widths) has no entry for model=unet with modality=t1" in err
+    assert "InterpolationResolutionError" not in err
 
 
 def test_data_base_is_not_offered_as_a_choice():

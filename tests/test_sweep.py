@@ -7,6 +7,9 @@ import json
 import subprocess
 import sys
 
+from omegaconf import OmegaConf
+
+from mutual_seg.config import CONFIG_DIR, folder_name
 from mutual_seg.metrics import METRIC_NAMES
 from mutual_seg.runtime.sweep import _varying
 
@@ -53,3 +56,15 @@ def test_failure_reason_is_one_line():
     assert reason(RuntimeError("wrapped"), user) == "unknown thing 'x'; valid: a, b"
     assert reason(ValueError("first line\nsecond line"), None) == "ValueError: first line"
     assert reason(KeyError(), None) == "KeyError"
+
+
+def test_long_override_lists_get_a_folder_name_under_the_file_system_limit(tmp_path):
+    short = "fold=0,modality=flair"
+    assert folder_name(short) == short  # ordinary names stay readable and parseable
+    long_a, long_b = "fold=0,+note=" + "é" * 200, "fold=1,+note=" + "é" * 200  # multi-byte: the limit is bytes
+    name_a, name_b = folder_name(long_a), folder_name(long_b)
+    assert len(name_a.encode()) <= 200 and name_a != name_b and name_a == folder_name(long_a)  # unique, stable
+    (tmp_path / name_a).mkdir()  # the file system accepts it
+    # and the sweep's job folders use it
+    hydra_conf = OmegaConf.load(CONFIG_DIR / "hydra" / "default.yaml")
+    assert OmegaConf.to_container(hydra_conf.sweep)["subdir"] == "${folder_name:${hydra.job.override_dirname}}"

@@ -141,9 +141,12 @@ class SliceAugment:
 
     def bias(self, shape: tuple[int, int], coeffs: np.ndarray) -> np.ndarray:
         """The smooth multiplicative field [H, W] of 5 polynomial coefficients (x, y, xy, x^2, y^2)."""
-        # A second-order polynomial in normalized coordinates, exponentiated: smooth and always positive.
-        y, x = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
-        terms = np.stack([x, y, x * y, x**2, y**2])
-        log_field = (np.asarray(coeffs)[:, None, None] * terms).sum(0)
-        log_field *= self.bias_field / max(np.abs(log_field).max(), 1e-6)
-        return np.exp(log_field).astype(np.float32)
+        # A second-order polynomial in normalized coordinates, exponentiated: smooth and always positive. Written
+        # per row, (c1 y + c4 y^2) + (c0 + c2 y) x + c3 x^2, in float32: three [H, W] operations instead of a
+        # [5, H, W] product (the field was half of a slice's augmentation time); the same field to float32 rounding.
+        c0, c1, c2, c3, c4 = (float(c) for c in coeffs)
+        y = np.linspace(-1, 1, shape[0], dtype=np.float32)[:, None]
+        x = np.linspace(-1, 1, shape[1], dtype=np.float32)[None, :]
+        log_field = (c1 * y + c4 * y * y) + (c0 + c2 * y) * x + c3 * x * x
+        log_field *= np.float32(self.bias_field / max(float(np.abs(log_field).max()), 1e-6))
+        return np.exp(log_field, out=log_field)

@@ -1,11 +1,14 @@
 """Datasets over cached volumes: 2D axial training slices, and whole subjects for validation/test.
 
 Arrays come from the memory-mapped cache (``preprocess.VolumeCache``), slice-first [Z, X, Y], so reading one
-axial slice touches one contiguous block. Memory maps are opened lazily in each worker process.
+axial slice touches one contiguous block. Memory maps are opened lazily in each worker process, and only the
+most recently read subjects' stay open: the pages a map has touched count in the process's resident memory
+until it is closed, so keeping every subject open would grow a worker's memory with the cohort.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +19,7 @@ from torch.utils.data import Dataset
 from mutual_seg.data.augment import SliceAugment
 from mutual_seg.data.cache import CachedSubject
 from mutual_seg.errors import ConfigError
+from mutual_seg.inference import BOX_MARGIN, brain_box
 
 SELECTIONS = ("brain", "tumour", "all")
 
@@ -38,6 +42,15 @@ class SliceDataset(Dataset):
             (and, with patches, centred on tumour): nnU-Net-style oversampling of the rare class, which
             otherwise sits in a small share of the brain slices.
         augment: optional on-the-fly augmentation.
+        max_open_subjects: memory-mapped subjects kept open per process (least recently read closed first):
+            bounds resident memory whatever the cohort size.
+        brain_crop: cut every slice to one fixed window [h, w] holding the brain box (the normalization mask
+            and the label, widened by ``crop_margin``) of every training subject, so batches still collate;
+            each subject's window is centred on its own box (clamped to the slice). Brain and label voxels
+            are kept exactly; random patches are then drawn inside the window.
+        crop_multiple: the window's sides are rounded up to a multiple of this (the network's downsampling
+            factor, so it needs no padding of its own).
+        crop_margin: voxels kept around the box in-plane, as whole-volume inference keeps them.
     """
 
     def __init__(
@@ -48,6 +61,11 @@ class SliceDataset(Dataset):
         patch_size: Sequence[int] | None = None,
         foreground_prob: float = 0.33,
         augment: SliceAugment | None = None,
+        *,
+        max_open_subjects: int,
+        brain_crop: bool,
+        crop_multiple: int,
+        crop_margin: int = BOX_MARGIN,
     ) -> None:
         if selection not in SELECTIONS:
             raise ConfigError(f"unknown slice selection {selection!r}; valid: {', '.join(SELECTIONS)}")
@@ -61,9 +79,36 @@ class SliceDataset(Dataset):
         self.tumour_slices = [occupied_slices(s.load_label()) if needed else np.array([], dtype=np.int64)
                               for s in self.subjects]
         self.index = self._build_index(selection)
-        self._arrays: dict[int, tuple[list[np.ndarray], np.ndarray, np.ndarray]] = {}
+        if int(max_open_subjects) < 1:
+            raise ConfigError(f"data.slices.max_open_subjects must be >= 1, got {max_open_subjects}")
+        self.max_open_subjects = int(max_open_subjects)
+        self._arrays: OrderedDict[int, tuple[list[np.ndarray], np.ndarray, np.ndarray]] = OrderedDict()
         if not self.index:
             raise ConfigError(f"no training slices match selection={selection!r}; use data.slices.selection=all")
+        # Brain crop: one window size for the whole set, an origin (top, left) per subject.
+        self.crop_size: tuple[int, int] | None = None
+        self.crop_origins: list[tuple[int, int]] = []
+        if brain_crop:
+            self._plan_crop(int(crop_multiple), int(crop_margin))
+
+    def _plan_crop(self, multiple: int, margin: int) -> None:
+        """Window size (the largest box, rounded up to ``multiple``) and each subject's window origin."""
+        boxes = []
+        for subject in self.subjects:
+            brain = (np.asarray(subject.load_mask()) > 0) | np.asarray(subject.load_label()).any(axis=1)
+            box = brain_box(torch.from_numpy(brain), margin=margin)
+            full = subject.shape[1:]
+            boxes.append((box[1], box[2]) if box is not None else (slice(0, full[0]), slice(0, full[1])))
+        self.crop_size = tuple(-(-max(b[k].stop - b[k].start for b in boxes) // multiple) * multiple
+                               for k in (0, 1))
+        for subject, box in zip(self.subjects, boxes):
+            origin = []
+            for k, (size, extent) in enumerate(zip(self.crop_size, subject.shape[1:])):
+                # centred on the box; clamped to the slice when it fits (then the box lies inside: the window is
+                # at least as large), centred on the slice when it does not (padded both sides)
+                start = (box[k].start + box[k].stop) // 2 - size // 2
+                origin.append(min(max(start, 0), extent - size) if size <= extent else (extent - size) // 2)
+            self.crop_origins.append((origin[0], origin[1]))
 
     def _build_index(self, selection: str) -> list[tuple[int, int]]:
         index = []
@@ -79,18 +124,25 @@ class SliceDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_arrays"] = {}  # memory maps are reopened in each worker
+        state["_arrays"] = OrderedDict()  # memory maps are reopened in each worker
         return state
 
     def __len__(self) -> int:
         return len(self.index)
 
     def _open(self, s: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        if s not in self._arrays:
-            subject = self.subjects[s]
-            images = [np.load(subject.images[m], mmap_mode="r") for m in self.modalities]
-            self._arrays[s] = (images, subject.load_label(), subject.load_mask())
-        return self._arrays[s]
+        """Subject ``s``'s memory maps (images, label, mask), opened on first use; at most ``max_open_subjects``
+        stay open (reopening costs about 0.1 ms per file, far less than augmenting a slice)."""
+        arrays = self._arrays.get(s)
+        if arrays is not None:
+            self._arrays.move_to_end(s)
+            return arrays
+        subject = self.subjects[s]
+        images = [np.load(subject.images[m], mmap_mode="r") for m in self.modalities]
+        arrays = self._arrays[s] = (images, subject.load_label(), subject.load_mask())
+        while len(self._arrays) > self.max_open_subjects:
+            self._arrays.popitem(last=False)  # the least recently read subject's maps close with it
+        return arrays
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         # ``EpochSampler`` keys carry the item's seed (a function of the run's seed and epoch only).
@@ -103,8 +155,11 @@ class SliceDataset(Dataset):
         images, label, mask = self._open(s)
         image = np.stack([np.asarray(volume[z], dtype=np.float32) for volume in images])  # [I, X, Y]
         target = np.array(label[z])  # [O, X, Y], a writable copy of the memory map
+        brain = np.asarray(mask[z])
+        if self.crop_size is not None:
+            image, target, brain = window(image, target, brain, self.crop_origins[s], self.crop_size)
         if self.patch_size is not None:
-            image, target = self._crop(image, target, np.asarray(mask[z]), foreground, rng)
+            image, target = self._crop(image, target, brain, foreground, rng)
         if self.augment is not None:
             image, target = self.augment(image, target, rng)
         return {"image": torch.from_numpy(np.ascontiguousarray(image)),
@@ -120,13 +175,26 @@ class SliceDataset(Dataset):
             cy, cx = image.shape[1] // 2, image.shape[2] // 2
         else:
             cy, cx = np.unravel_index(rng.choice(candidates), mask.shape)
-        # Pad by half a patch on each side so every centre gives a full crop; pad images with their minimum
-        # (the background value after normalization) and labels with 0.
-        py, px = ph // 2 + 1, pw // 2 + 1
-        image = np.stack([np.pad(c, ((py, py), (px, px)), constant_values=c.min()) for c in image])
-        target = np.pad(target, ((0, 0), (py, py), (px, px)))
-        y0, x0 = cy + py - ph // 2, cx + px - pw // 2
-        return image[:, y0:y0 + ph, x0:x0 + pw], target[:, y0:y0 + ph, x0:x0 + pw]
+        image, target, _ = window(image, target, mask, (int(cy) - ph // 2, int(cx) - pw // 2), (ph, pw))
+        return image, target
+
+
+def window(image: np.ndarray, target: np.ndarray, mask: np.ndarray, origin: tuple[int, int],
+           size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut image [I, H, W], target [O, H, W] and mask [H, W] to rows ``top:top+h``, columns ``left:left+w``.
+
+    Where the window leaves the slice, images are padded with each channel's minimum over the slice (the
+    background value after normalization), target and mask with 0, so every origin gives a full window.
+    """
+    (top, left), (h, w) = origin, size
+    height, width = mask.shape
+    pad = ((max(-top, 0), max(top + h - height, 0)), (max(-left, 0), max(left + w - width, 0)))
+    rows, cols = slice(max(top, 0), min(top + h, height)), slice(max(left, 0), min(left + w, width))
+    if not any(pad[0] + pad[1]):
+        return image[:, rows, cols], target[:, rows, cols], mask[rows, cols]
+    low = image.reshape(image.shape[0], -1).min(axis=1)
+    image = np.stack([np.pad(c[rows, cols], pad, constant_values=v) for c, v in zip(image, low)])
+    return image, np.pad(target[:, rows, cols], ((0, 0), *pad)), np.pad(mask[rows, cols], pad)
 
 
 class VolumeDataset(Dataset):

@@ -26,6 +26,10 @@ from torch import Tensor, nn
 from mutual_seg.errors import ConfigError
 
 READINGS: tuple[str, ...] = ("modality", "token")
+# How the mutual block returns its attended features (``output``): "residual" = mean + out(attended);
+# "residual_zero" = the same with ``out`` zero-initialized (untrained, the block is exactly mean fusion);
+# "paper" = the attended sum alone, as section 3.3 describes it (no output conv, no residual).
+OUTPUTS: tuple[str, ...] = ("residual", "residual_zero", "paper")
 
 
 def _check(features: Sequence[Tensor], present: Tensor | None, num_inputs: int) -> Tensor:
@@ -117,9 +121,11 @@ class MutualAttentionFusion(nn.Module):
     Q = 1x1 conv of the mean of the present features (the shared context); K_i and V_i = per-modality
     1x1 convs of feature i (unshared, so each modality learns its own key and value). The softmax of
     the scaled Q.K similarity weighs the V_i, which are summed. Beyond the paper's figure, an output
-    1x1 conv and a residual connection to the mean are added: ``fused = mean + out(sum_i w_i V_i)``,
-    so gradients reach every track directly; untrained, the block is mean fusion plus a random linear mix
-    about a third to half the mean's size (experiments/README.md, "Findings so far").
+    1x1 conv and a residual connection to the mean are added by default (``output="residual"``):
+    ``fused = mean + out(sum_i w_i V_i)``, so gradients reach every track directly; untrained, the block is mean
+    fusion plus a random linear mix about a third to half the mean's size (experiments/README.md, "Findings so
+    far"). ``output="residual_zero"`` starts ``out`` at zero (exactly mean fusion until it learns otherwise);
+    ``output="paper"`` is the paper's block exactly: ``fused = sum_i w_i V_i``.
 
     Two readings of "softmax of the similarity" (chosen per scale):
 
@@ -141,6 +147,7 @@ class MutualAttentionFusion(nn.Module):
         token_scales: scales that use the token reading when ``reading="token"``.
         heads: attention heads; must divide ``channels`` and ``key_channels``.
         key_channels: channels of Q and K (all heads together); None means ``channels``.
+        output: one of :data:`OUTPUTS`.
     """
 
     def __init__(
@@ -152,8 +159,11 @@ class MutualAttentionFusion(nn.Module):
         token_scales: Sequence[int],
         heads: int,
         key_channels: int | None,
+        output: str,
     ) -> None:
         super().__init__()
+        if output not in OUTPUTS:
+            raise ConfigError(f"unknown mutual attention output {output!r}; expected one of {', '.join(OUTPUTS)}")
         if reading not in READINGS:
             raise ConfigError(
                 f"unknown mutual attention reading {reading!r}; expected one of {', '.join(READINGS)}"
@@ -176,7 +186,11 @@ class MutualAttentionFusion(nn.Module):
         self.values = nn.ModuleList(
             nn.Conv2d(channels, channels, kernel_size=1) for _ in range(num_inputs)
         )
-        self.out = nn.Conv2d(channels, channels, kernel_size=1)
+        self.output = output
+        self.out = nn.Conv2d(channels, channels, kernel_size=1) if output != "paper" else None
+        if output == "residual_zero":
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(
         self, features: list[Tensor], present: Tensor | None = None
@@ -197,6 +211,8 @@ class MutualAttentionFusion(nn.Module):
             attended, weights = self._across_modalities(q, k, v, mask)
         else:
             attended, weights = self._across_positions(q, k, v, mask)
+        if self.out is None:
+            return attended, weights  # the paper's block: the weighted sum of the values
         return mean + self.out(attended), weights
 
     def _across_modalities(
@@ -249,7 +265,7 @@ def build_fusion(
     Example::
 
         fusion = build_fusion("mutual", channels=32, num_inputs=2, scale=0, reading="modality",
-                              token_scales=[], heads=1, key_channels=None)
+                              token_scales=[], heads=1, key_channels=None, output="residual")
 
     Raises:
         ConfigError: ``name`` is not in :data:`FUSIONS`.

@@ -18,11 +18,9 @@ import numpy as np
 from rich.table import Table
 
 from mutual_seg.metrics import METRIC_NAMES
+from mutual_seg.modalities import DISPLAY_NAMES, MODALITIES
 from mutual_seg.results import Run
 
-# How the paper names the sequences (Table 1); modality names are the project's keys end to end.
-DISPLAY = {"t1": "T1w", "t1c": "T1w (contrast)", "t2w": "T2w", "flair": "FLAIR", "dwi": "DWI", "swi": "SWI",
-           "adc": "ADC"}
 DISTANCES = ("Hd", "HD95", "HD95_max")  # mm, printed with 2 decimals like the paper's Hd
 
 
@@ -60,7 +58,7 @@ class ResultTable:
 
 def display_name(modalities: Sequence[str], fallback: str | None = None) -> str:
     """``FLAIR + T2w`` for ``["flair", "t2w"]``."""
-    return " + ".join(DISPLAY.get(m, m) for m in modalities) or (fallback or "?")
+    return " + ".join(DISPLAY_NAMES.get(m, m) for m in modalities) or (fallback or "?")
 
 
 def metric_columns(runs: Iterable[Run]) -> tuple[str, ...]:
@@ -133,7 +131,7 @@ def _by_set(runs: Sequence[Run]) -> list[tuple[str, list[Run]]]:
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.modality_set or "?", []).append(run)
-    order = list(DISPLAY)
+    order = list(MODALITIES)
     return sorted(groups.items(), key=lambda kv: (len(kv[1][0].modalities), [
         order.index(m) if m in order else len(order) for m in kv[1][0].modalities], kv[0]))
 
