@@ -52,7 +52,7 @@ def test_bf16_masks_agree_with_float32(tiny_data, variants, tmp_path):
 @pytest.mark.parametrize("present", [None, [[True, True, True], [True, False, True]]], ids=["all", "some"])
 def test_the_all_present_shortcut_of_the_fusion_masking_changes_no_bit(present):
     torch.manual_seed(0)
-    fusion = MutualAttentionFusion(8, 3, 0, "modality", [], 2, None).eval()
+    fusion = MutualAttentionFusion(8, 3, 0, "modality", [], 2, None, "residual").eval()
     features = [torch.randn(2, 8, 6, 5) for _ in range(3)]
     mask = torch.ones(2, 3) if present is None else torch.tensor(present).float()
     features[1][mask[:, 1] == 0] = float("nan")  # an absent track must not leak, whatever it holds
