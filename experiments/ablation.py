@@ -81,14 +81,22 @@ def make_data(root: Path, variant: str, subjects: int, shape: tuple[int, ...]) -
     return out
 
 
-def sweeps(cells: str, folds: int, seeds: str) -> list[tuple[str, list[str]]]:
-    """The study's multiruns as (name, Hydra sweep overrides)."""
+def sweeps(cells: str, folds: int, seeds: str, outputs: str = "") -> list[tuple[str, list[str]]]:
+    """The study's multiruns as (name, Hydra sweep overrides).
+
+    ``outputs``: mutual attention's other output paths to add (``residual_zero,paper``; models/fusion.py), as
+    one more sweep of ``model=mutual`` on the multi-input sets without modality dropout.
+    """
     single, multi, fusions, dropout = CELLS[cells]
     common = [f"n_folds={folds}", "fold=" + ",".join(map(str, range(folds))), f"seed={seeds}"]
     out = [("single", ["model=unet", "modality=" + ",".join(single), *common])]
     if multi:
         out.append(("multi", ["model=" + ",".join(fusions), "modality=" + ",".join(multi),
                               "model.net.modality_dropout=" + ",".join(dropout), *common]))
+    if multi and outputs:
+        subdir = "${modality.name}_mutual-${model.net.fusion.output}_dropout0.0_fold${fold}_seed${seed}"
+        out.append(("outputs", ["model=mutual", "modality=" + ",".join(multi), "model.net.fusion.output=" + outputs,
+                                *common, f"hydra.sweep.subdir={subdir}"]))
     return out
 
 
@@ -99,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="default,shifted", help="generator variants, comma-separated")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    parser.add_argument("--outputs", default="", help="mutual attention's other output paths to add, e.g. "
+                        "residual_zero,paper (model.net.fusion.output; the table names them mutual-<output>)")
     parser.add_argument("--subjects", type=int, help="subjects per generator (default: 35, --quick 15)")
     parser.add_argument("--shape", type=int, nargs=3, help="voxels per volume (default 240 240 155, --quick 96 96 62)")
     parser.add_argument("--data", type=Path, default=Path("data/ablation"), help="where the data sets go")
@@ -117,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     shape_tag = "x".join(map(str, shape))
     for variant in variants:
         data = make_data(args.data / f"{shape_tag}_{subjects}", variant, subjects, shape)
-        for name, sweep in sweeps(args.cells or ("quick" if args.quick else "all"), args.folds, args.seeds):
+        for name, sweep in sweeps(args.cells or ("quick" if args.quick else "all"), args.folds, args.seeds, args.outputs):
             run([sys.executable, "-m", "mutual_seg.run", "-m", "experiment=ablation", f"data.layout.root={data}",
                  "logger=none", *preset["overrides"], *args.overrides, *sweep,
                  f"hydra.sweep.dir={out / variant / name}"])

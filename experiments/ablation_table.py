@@ -34,8 +34,11 @@ def cell_of(run: Run, study: Path) -> Cell:
     hydra_yaml = run.path / ".hydra" / "hydra.yaml"
     if not model and hydra_yaml.is_file():
         model = yaml.safe_load(hydra_yaml.read_text())["hydra"]["runtime"]["choices"]["model"]
-    dropout = float(((run.config.get("model") or {}).get("net") or {}).get("modality_dropout", 0.0))
-    return run.path.relative_to(study).parts[0], str(run.modality_set), str(model or run.model), dropout
+    net = (run.config.get("model") or {}).get("net") or {}
+    dropout = float(net.get("modality_dropout", 0.0))
+    output = (net.get("fusion") or {}).get("output", "residual")  # mutual attention's output path (fusion.py)
+    name = str(model or run.model) + (f"-{output}" if output != "residual" else "")
+    return run.path.relative_to(study).parts[0], str(run.modality_set), name, dropout
 
 
 def read_study(study: Path) -> tuple[dict[Cell, dict[tuple[str, int], dict[str, float]]], dict[Cell, int]]:

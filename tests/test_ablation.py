@@ -15,18 +15,19 @@ def test_the_study_runs_end_to_end_and_tables_paired_tests(tmp_path):
     study = tmp_path / "study"
     result = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "ablation.py"), "--quick", "--cells", "core", "--variants",
-         "shifted", "--folds", "2", "--seeds", "0", "--subjects", "4", "--shape", "32", "32", "16",
+         "shifted", "--folds", "2", "--seeds", "0", "--outputs", "residual_zero", "--subjects", "4", "--shape", "32", "32", "16",
          "--data", str(tmp_path / "data"), "--out", str(study), f"paths.cache_dir={tmp_path}/cache", *TINY],
         capture_output=True, text=True, timeout=600, check=False, cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     # every cell x fold x seed has its own job folder with the run-folder contract's files
     jobs = sorted(p.parent.name for p in study.glob("shifted/*/*/metrics.csv"))
-    assert jobs == sorted(f"{cell}_dropout0.0_fold{f}_seed0" for cell in ("flair_unet", "flair_t2w_unet", "flair_t2w_mutual")
-                          for f in (0, 1))
+    assert jobs == sorted(f"{cell}_dropout0.0_fold{f}_seed0" for f in (0, 1) for cell in (
+        "flair_unet", "flair_t2w_unet", "flair_t2w_mutual", "flair_t2w_mutual-residual_zero"))
     table = (study / "table.md").read_text()
     rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in table.splitlines()[2:]}
-    assert set(rows) == {("flair", "unet"), ("flair_t2w", "unet"), ("flair_t2w", "mutual")}
+    assert set(rows) == {("flair", "unet"), ("flair_t2w", "unet"), ("flair_t2w", "mutual"),
+                         ("flair_t2w", "mutual-residual_zero")}
     # 2 folds x 2 test subjects: each of the 4 subjects tested once; paired against FLAIR alone and early fusion
     mutual = [c.strip() for c in rows[("flair_t2w", "mutual")].split("|")]
     assert mutual[5] == "4" and "n=4" in mutual[9] and "n=4" in mutual[10] and "p=" in mutual[9]
