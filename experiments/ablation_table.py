@@ -36,8 +36,12 @@ def cell_of(run: Run, study: Path) -> Cell:
         model = yaml.safe_load(hydra_yaml.read_text())["hydra"]["runtime"]["choices"]["model"]
     net = (run.config.get("model") or {}).get("net") or {}
     dropout = float(net.get("modality_dropout", 0.0))
-    output = (net.get("fusion") or {}).get("output", "residual")  # mutual attention's output path (fusion.py)
-    name = str(model or run.model) + (f"-{output}" if output != "residual" else "")
+    fusion = net.get("fusion") or {}
+    name = str(model or run.model)
+    if str(fusion.get("_target_", "")).endswith("MutualAttentionFusion") and not net.get("early_fusion"):
+        # mutual attention's output path (models/fusion.py): folders from before the setting computed "residual"
+        output = fusion.get("output", "residual")
+        name += f"-{output}" if output != "paper" else ""
     return run.path.relative_to(study).parts[0], str(run.modality_set), name, dropout
 
 
