@@ -26,7 +26,8 @@ SETTINGS = InferenceSettings(threshold=0.5, batch_size=3, min_component_mm3=0.0,
 
 def tiny_net(seed: int = 0, fusion=MutualAttentionFusion) -> SegNet:
     torch.manual_seed(seed)
-    options = {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None} if fusion is MutualAttentionFusion else {}
+    options = ({"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "paper"}
+               if fusion is MutualAttentionFusion else {})
     return SegNet(["flair", "t2w"], 1, [4, 8], partial(fusion, **options)).eval()
 
 

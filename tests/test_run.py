@@ -88,7 +88,7 @@ def test_missing_data_directory_exits_2_and_says_how_to_make_the_synthetic_set(t
 def test_short_training_beats_an_all_zero_prediction_on_held_out_subjects(make_cfg, tmp_path):
     # Every tiny synthetic subject holds a tumour, so predicting nothing scores Dice 0 on each test subject.
     summary = train(make_cfg([
-        "trainer.max_epochs=4", "trainer.limit_train_batches=15", "data.batch_size=8",
+        "trainer.max_epochs=6", "trainer.limit_train_batches=15", "data.batch_size=8",
         "optim.optimizer.lr=0.003", "model.net.features=[8,16,32]", "module.min_component_mm3=200",
     ]))
     with open(tmp_path / "run" / "metrics.csv") as handle:
