@@ -14,7 +14,7 @@ TINY = ["trainer=cpu", "data.num_workers=0", "data.cache_workers=0", "trainer.ma
 def test_the_study_runs_end_to_end_and_tables_paired_tests(tmp_path):
     study = tmp_path / "study"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "ablation.py"), "--quick", "--cells", "core", "--variants",
+        [sys.executable, str(ROOT / "experiments" / "ablation.py"), "--quick", "--cells", "core", "--jobs", "2", "--variants",
          "shifted", "--folds", "2", "--seeds", "0", "--outputs", "residual_zero", "--subjects", "4", "--shape", "32", "32", "16",
          "--data", str(tmp_path / "data"), "--out", str(study), f"paths.cache_dir={tmp_path}/cache", *TINY],
         capture_output=True, text=True, timeout=600, check=False, cwd=ROOT,
@@ -32,3 +32,24 @@ def test_the_study_runs_end_to_end_and_tables_paired_tests(tmp_path):
     mutual = [c.strip() for c in rows[("flair_t2w", "mutual")].split("|")]
     assert mutual[5] == "4" and "n=4" in mutual[9] and "n=4" in mutual[10] and "p=" in mutual[9]
     assert "ref." in rows[("flair", "unet")] and rows[("flair_t2w", "unet")].split("|")[10].strip() == "ref."
+
+
+def test_the_quick_grid_covers_every_factor_of_the_study():
+    """--quick's fractional design: each input alone, every fusion on FLAIR+T2w, dropout x {early, mutual}."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from ablation import FUSIONS, parallel, sweeps
+
+    cells = set()
+    for name, sweep in sweeps("quick", folds=5, seeds="0,1,2"):
+        values = {o.split("=", 1)[0]: o.split("=", 1)[1].split(",") for o in sweep}
+        assert values["fold"] == ["0", "1", "2", "3", "4"] and values["seed"] == ["0", "1", "2"]
+        for model in values["model"]:
+            for modality in values["modality"]:
+                for dropout in values.get("model.net.modality_dropout", ["0.0"]):
+                    cells.add((modality, model, float(dropout)))
+    assert {c for c in cells if c[0] != "flair_t2w"} == {("flair", "unet", 0.0), ("t2w", "unet", 0.0)}
+    assert {c[1] for c in cells if c[0] == "flair_t2w" and c[2] == 0.0} == set(FUSIONS)
+    assert {c[1] for c in cells if c[2] == 0.25} == {"unet", "mutual"}
+    assert len(cells) == 9
+    # two jobs at a time through Hydra's joblib launcher; one job at a time adds nothing
+    assert parallel(1) == [] and "hydra.launcher.n_jobs=2" in parallel(2)
