@@ -81,9 +81,13 @@ def upgrade(hparams: Any) -> None:
     """Fill settings added within format 2 with the value that reproduces what older checkpoints did.
 
     ``net.fusion.output`` (mutual attention's output path) came after the first format-2 checkpoints, which all
-    computed ``mean + out(attended)``: ``residual``.
+    computed ``mean + out(attended)``: ``residual``. ``net.output_prior`` (the output bias's start) came later
+    still; a checkpoint's trained weights replace any start, so None (PyTorch's) only completes the arguments.
     """
-    fusion = (hparams.get("net") or {}).get("fusion") if isinstance(hparams, Mapping) else None
+    net = hparams.get("net") if isinstance(hparams, Mapping) else None
+    if isinstance(net, MutableMapping) and str(net.get("_target_", "")).endswith("SegNet"):
+        net.setdefault("output_prior", None)
+    fusion = net.get("fusion") if isinstance(net, Mapping) else None
     if isinstance(fusion, MutableMapping) and str(fusion.get("_target_", "")).endswith("MutualAttentionFusion"):
         fusion.setdefault("output", "residual")
 

@@ -51,6 +51,8 @@ def test_a_stamped_checkpoint_loads_with_weights_only(tmp_path):
 def test_a_checkpoint_from_before_the_output_setting_reads_as_residual(tmp_path):
     loaded = load_checkpoint(save(tmp_path / "old.ckpt"))  # HPARAMS' fusion has no `output`: written before it
     assert loaded["hyper_parameters"]["net"]["fusion"]["output"] == "residual"
+    # nor `output_prior` (the output bias's start): PyTorch's, which the trained weights replace anyway
+    assert loaded["hyper_parameters"]["net"]["output_prior"] is None
 
 
 def test_a_planted_pickle_is_refused_and_never_executed(tmp_path):

@@ -28,7 +28,7 @@ def tiny_net(seed: int = 0, fusion=MutualAttentionFusion) -> SegNet:
     torch.manual_seed(seed)
     options = ({"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "paper"}
                if fusion is MutualAttentionFusion else {})
-    return SegNet(["flair", "t2w"], 1, [4, 8], partial(fusion, **options)).eval()
+    return SegNet(["flair", "t2w"], 1, [4, 8], partial(fusion, **options), None).eval()
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def test_wandb_mode_auto_is_offline_without_credentials_and_leaves_the_environme
 
 @pytest.mark.parametrize(
     ("override", "expected"),
-    [("hydra/launcher=slurmm", "valid hydra/launcher choices: basic, slurm, submitit_local, submitit_slurm"),
+    [("hydra/launcher=slurmm", "valid hydra/launcher choices: basic, joblib, slurm, submitit_local, submitit_slurm"),
      ("logger=[csv,wandbb]", "valid logger choices: csv, many, none, tensorboard, wandb"),
      ("hparams_search=optina", "valid hparams_search choices: optuna")],
 )

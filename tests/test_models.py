@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import shutil
 from functools import partial
 from pathlib import Path
@@ -43,6 +45,7 @@ FACTORIES = {
 
 def make_net(kind: str, num: int, **kwargs) -> SegNet:
     torch.manual_seed(0)
+    kwargs.setdefault("output_prior", None)
     return SegNet(NAMES[:num], 2, FEATURES, FACTORIES[kind], early_fusion=kind == "early", **kwargs)
 
 
@@ -212,11 +215,14 @@ def test_unknown_names_raise_config_error_listing_valid_ones() -> None:
             partial(
                 MutualAttentionFusion, reading="token", token_scales=[5], heads=1, key_channels=None, output="residual"
             ),
+            None,
         )
     with pytest.raises(ConfigError, match="duplicates"):
-        SegNet(["flair", "flair"], 1, FEATURES, partial(MeanFusion))
+        SegNet(["flair", "flair"], 1, FEATURES, partial(MeanFusion), None)
     with pytest.raises(ConfigError, match="heads"):
-        SegNet(["flair"], 1, [3, 6], FACTORIES["mutual_modality"])  # heads=2 does not divide 3
+        SegNet(["flair"], 1, [3, 6], FACTORIES["mutual_modality"], None)  # heads=2 does not divide 3
+    with pytest.raises(ConfigError, match=r"output_prior must be in \(0, 1\) or null, got 1.5"):
+        SegNet(["flair"], 1, FEATURES, partial(MeanFusion), 1.5)
 
 
 def test_select_present_order_and_extras() -> None:
@@ -283,3 +289,16 @@ def test_mutual_outputs_residual_zero_starts_as_mean_fusion_and_paper_is_the_wei
     assert count(default) - count(paper) == 4 * 4 + 4  # the output 1x1 conv is the only difference
     with pytest.raises(ConfigError, match="unknown mutual attention output 'sum'"):
         build_fusion("mutual", channels=4, num_inputs=2, scale=0, output="sum", **options)
+
+
+@pytest.mark.parametrize("kind", ["early", "mutual_modality"])
+def test_output_prior_starts_the_untrained_net_at_that_probability_everywhere(kind: str) -> None:
+    """The output bias starts at logit(p): an untrained net predicts about p, not a coin flip per pixel."""
+    num = 2
+    started = make_net(kind, num, output_prior=0.01).eval()
+    assert started.map.bias.detach().allclose(torch.full((2,), math.log(0.01 / 0.99)))
+    with torch.no_grad():
+        p = torch.sigmoid(started(torch.randn(2, num, 32, 32)))
+    assert 0.002 < p.mean() < 0.05 and p.max() < 0.5
+    plain = make_net(kind, num).eval()  # output_prior=None: PyTorch's random bias, no such start
+    assert not plain.map.bias.detach().allclose(started.map.bias.detach())

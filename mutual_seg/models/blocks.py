@@ -16,8 +16,12 @@ Paper mapping:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
+
+from mutual_seg.errors import ConfigError
 
 
 class ConvMod(nn.Sequential):
@@ -109,10 +113,18 @@ class Map(nn.Conv2d):
     Args:
         in_channels: channels of the last decoder stage.
         out_channels: O, the number of segmentation maps.
+        prior: None keeps PyTorch's random bias; a probability p starts the bias at log(p / (1 - p)), so the
+            untrained network predicts about p everywhere. With a Dice loss a start near "tumour everywhere"
+            learns slowly (the gradient per background pixel shrinks with the predicted volume); a small prior
+            (the share of tumour pixels) starts from "nothing" instead, as RetinaNet's prior initialization does.
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, prior: float | None) -> None:
         super().__init__(in_channels, out_channels, kernel_size=1)
+        if prior is not None:
+            if not 0.0 < prior < 1.0:
+                raise ConfigError(f"model.net.output_prior must be in (0, 1) or null, got {prior}")
+            nn.init.constant_(self.bias, math.log(prior / (1.0 - prior)))
 
 
 def probabilities(logits: Tensor) -> Tensor:

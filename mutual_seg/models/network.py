@@ -115,6 +115,8 @@ class SegNet(nn.Module):
         features: channels per scale; depth = ``len(features)`` scales, ``depth - 1`` poolings.
         fusion: factory called as ``fusion(channels=C, num_inputs=I, scale=s)`` for each scale
             (a Hydra ``_partial_`` node); ignored (may be None) with ``early_fusion``.
+        output_prior: None, or the probability the untrained network predicts everywhere (the output
+            bias's start; :class:`~mutual_seg.models.blocks.Map`).
         modality_dropout: in training, probability of dropping each modality track per sample
             (never all); 0 reproduces the paper.
         early_fusion: True for the baseline U-Net with one encoder over the I stacked channels and
@@ -125,7 +127,7 @@ class SegNet(nn.Module):
 
         from functools import partial
         from mutual_seg.models.fusion import MeanFusion
-        net = SegNet(["flair", "t2w"], 1, [16, 32, 64, 128], partial(MeanFusion))
+        net = SegNet(["flair", "t2w"], 1, [16, 32, 64, 128], partial(MeanFusion), output_prior=0.01)
         logits = net(torch.randn(2, 2, 240, 240))  # [2, 1, 240, 240]
     """
 
@@ -135,6 +137,7 @@ class SegNet(nn.Module):
         out_channels: int,
         features: Sequence[int],
         fusion: Callable[..., nn.Module] | None,
+        output_prior: float | None,
         modality_dropout: float = 0.0,
         early_fusion: bool = False,
         convs_per_stage: int = 2,
@@ -165,7 +168,7 @@ class SegNet(nn.Module):
             DecMod(features[s + 1], features[s], features[s], convs_per_stage)
             for s in reversed(range(len(features) - 1))
         )
-        self.map = Map(features[0], out_channels)
+        self.map = Map(features[0], out_channels, output_prior)
         # Attention weights of the last forward, per scale (None for fusions without weights);
         # detached and cropped to the input's footprint at that scale, for visualization.
         self.last_attention: list[Tensor | None] = [None] * len(features)
