@@ -37,8 +37,8 @@ demo: install
 
 # The ablation study (README, "The ablation study"): inputs x fusions at equal parameters x modality dropout,
 # 5 folds x 3 seeds, on the synthetic generator and its shifted variant, then the paired table.
-# QUICK=1: FLAIR, T2w, FLAIR+T2w x every fusion, dropout x {early, mutual}: 9 cells x 5 folds x 3 seeds x 2 generators,
-# short training, two jobs at a time (within 1 h on 2 CPU cores).
+# QUICK=1: FLAIR, T2w, FLAIR+T2w x every fusion, dropout and four inputs x {early, mutual}: 11 cells x 5 folds x
+# 3 seeds x 2 generators, short training, two jobs at a time (within 1 h on 2 CPU cores).
 # ABLATION_ARGS: more options, e.g. ABLATION_ARGS="--cells core --seeds 0,1,2,3,4 trainer=gpu".
 ablation: install
 	$(BIN)/python experiments/ablation.py $(if $(QUICK),--quick) $(ABLATION_ARGS)

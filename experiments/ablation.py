@@ -3,9 +3,10 @@
 Usage (from the repository root; `make ablation` and `make ablation QUICK=1` call this):
 
     python experiments/ablation.py                # the full study (days of CPU; hours on a GPU)
-    python experiments/ablation.py --quick        # a fractional grid (9 cells: every input alone, every fusion,
-                                                  # dropout x {early, mutual}) on small data with short training,
-                                                  # 5 folds x 3 seeds x 2 generators = 270 jobs, 2 at a time
+    python experiments/ablation.py --quick        # a fractional grid (11 cells: every input alone, every fusion,
+                                                  # dropout and four inputs x {early, mutual}) on small data with
+                                                  # short training, 5 folds x 3 seeds x 2 generators = 330 jobs,
+                                                  # 2 at a time
     python experiments/ablation.py --cells core   # only FLAIR, FLAIR+T2w x {early fusion, mutual}
 
 Steps, each a plain command that can be rerun by hand:
@@ -37,15 +38,18 @@ MULTI = ("flair_t2w", "brats4")
 FUSIONS = ("unet", "concat", "mean", "mutual", "mutual_token")
 DROPOUT = ("0.0", "0.25")
 Sweep = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]  # name, models, modality sets, dropouts
+FOUR: list[Sweep] = [("four", ("unet", "mutual"), ("brats4",), ("0.0",))]  # T1, T1c, T2w, FLAIR: early vs mutual
 CELLS: dict[str, list[Sweep]] = {
     # the whole grid: single inputs, and every fusion x two and four inputs x modality dropout (16 cells + 2)
     "all": [("single", ("unet",), SINGLE, ("0.0",)), ("multi", FUSIONS, MULTI, DROPOUT)],
     # --quick's default, a fractional design that fits 60 min on 2 CPU cores: each input alone (FLAIR, T2w), every
-    # fusion on FLAIR+T2w, and modality dropout crossed with the two contenders (early fusion, mutual): 9 cells x
-    # 5 folds x 3 seeds x 2 generators = 270 jobs of ~10 s of wall time each (two single-thread jobs at a time).
-    # The four-input cells are left to the full study (a four-track model costs twice a two-track one).
+    # fusion on FLAIR+T2w, modality dropout and all four inputs each crossed with the two contenders (early fusion,
+    # mutual): 11 cells x 5 folds x 3 seeds x 2 generators = 330 jobs of ~7 s of wall time each (two
+    # single-thread jobs at a time; a four-track model costs twice a two-track one).
     "quick": [("single", ("unet",), SINGLE, ("0.0",)), ("fusions", FUSIONS, ("flair_t2w",), ("0.0",)),
-              ("dropout", ("unet", "mutual"), ("flair_t2w",), ("0.25",))],
+              ("dropout", ("unet", "mutual"), ("flair_t2w",), ("0.25",)), *FOUR],
+    # only the quick grid's four-input cells
+    "four": FOUR,
     # the core question only: FLAIR alone, FLAIR+T2w x {early fusion, mutual}
     "core": [("single", ("unet",), ("flair",), ("0.0",)), ("multi", ("unet", "mutual"), ("flair_t2w",), ("0.0",))],
     # every single-input and two-input cell, no four-input ones: 12 cells
