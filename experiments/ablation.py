@@ -20,7 +20,8 @@ Steps, each a plain command that can be rerun by hand:
    (FLAIR, T2w; the single-track network) and two or four inputs (FLAIR+T2w, T1+T1c+T2w+FLAIR) x every fusion
    (early fusion, concatenation, mean, mutual per pixel, mutual token) x modality dropout (0, 0.25); every model
    at the same parameter budget (conf/experiment/ablation.yaml's width table) and training recipe;
-3. the table with paired tests against FLAIR alone and against early fusion (experiments/ablation_table.py).
+3. the table with paired tests against FLAIR alone and against early fusion (``mutual-seg-report --ablation``,
+   mutual_seg/report/ablation.py).
 
 The seed also draws the folds, so each seed tests every subject once: pairs are (subject, seed).
 """
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             run([sys.executable, "-m", "mutual_seg.run", "-m", "experiment=ablation", f"data.layout.root={data}",
                  "logger=none", *preset["overrides"], *parallel(jobs), *args.overrides, *sweep,
                  f"hydra.sweep.dir={out / variant / name}"])
-    run([sys.executable, str(Path(__file__).with_name("ablation_table.py")), str(out), "--out", str(out / "table.md")])
+    # the study's own table: rewritten whenever the study runs again (resumed or extended)
+    run([sys.executable, "-m", "mutual_seg.report", str(out), "--ablation", "--overwrite"])
     return 0
 
 

@@ -11,7 +11,7 @@ TINY = ["trainer=cpu", "data.num_workers=0", "data.cache_workers=0", "trainer.ma
         "trainer.limit_train_batches=1", "data.slices.patch_size=null", "data.val_slice_step=8"]
 
 
-def test_the_study_runs_end_to_end_and_tables_paired_tests(tmp_path):
+def test_the_study_runs_end_to_end_and_tables_paired_tests(tmp_path, capsys):
     study = tmp_path / "study"
     result = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "ablation.py"), "--quick", "--cells", "core", "--jobs", "2", "--variants",
@@ -32,6 +32,15 @@ def test_the_study_runs_end_to_end_and_tables_paired_tests(tmp_path):
     mutual = [c.strip() for c in rows[("flair_t2w", "mutual")].split("|")]
     assert mutual[5] == "4" and "n=4" in mutual[9] and "n=4" in mutual[10] and "p=" in mutual[9]
     assert "ref." in rows[("flair", "unet")] and rows[("flair_t2w", "unet")].split("|")[10].strip() == "ref."
+    # the report command owns the table: it refuses to overwrite it by accident, rebuilds it when asked, and names
+    # a missing study folder in one line
+    from mutual_seg.report.cli import main as report
+
+    assert report([str(study), "--ablation"]) == 2 and "pass --overwrite" in capsys.readouterr().err
+    assert report([str(study), "--ablation", "--overwrite"]) == 0 and (study / "table.md").read_text() == table
+    assert report([str(tmp_path / "nowhere"), "--ablation"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ablation study folder") and "nowhere" in err and "\n" not in err
 
 
 def test_the_quick_grid_covers_every_factor_of_the_study():

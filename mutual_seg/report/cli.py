@@ -14,7 +14,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mutual-seg-report",
         description="Turn run folders into the paper's Table 1 and 2 (Markdown + CSV), paired statistics, "
-                    "Fig. 5 box plots and Fig. 6/7-style overlays.")
+                    "Fig. 5 box plots and Fig. 6/7-style overlays; or, with --ablation, an ablation study's table.")
     parser.add_argument("dir", type=Path, help="a run folder, a multirun folder or a tree of sweeps")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default DIR/report)")
     parser.add_argument("--exclude", nargs="+", default=[], metavar="ID",
@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="axial slice per --subjects entry (default: where predictions disagree most)")
     parser.add_argument("--overlays", type=int, default=None, metavar="N",
                         help="draw the N subjects where the arms differ most (default 3; 0: no overlays)")
+    parser.add_argument("--ablation", action="store_true",
+                        help="DIR is an ablation study (make ablation): write OUT/table.md (default DIR/table.md), "
+                             "every cell with paired tests against FLAIR alone and early fusion")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in the output folder")
     return parser
 
@@ -40,6 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     try:
+        if args.ablation:
+            from mutual_seg.report.ablation import write_ablation_table
+
+            print(write_ablation_table(args.dir, args.out, args.overwrite))
+            return 0
         make_report(args.dir, args.out, args.exclude, args.compare, args.subjects, args.slices,
                     N_OVERLAYS if args.overlays is None else args.overlays, args.overwrite)
     except MutualSegError as err:

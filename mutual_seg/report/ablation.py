@@ -1,20 +1,17 @@
-"""The ablation table: every cell's mean test metrics, with paired tests against FLAIR alone and early fusion.
+"""The ablation table (`mutual-seg-report STUDY --ablation`): every cell's mean test metrics, paired tests.
 
-Usage: python experiments/ablation_table.py outputs/ablation/<time> [--out table.md]
-
-Reads every job folder under the study folder with ``mutual_seg.results.find_runs`` (the run-folder reader; the
-model choice from summary.json, or Hydra's ``.hydra/hydra.yaml`` for older folders). A cell is (generator variant,
-modality set, model, modality dropout); its test rows are keyed by (subject, seed): each seed draws other folds,
-and 5-fold cross-validation tests every subject once per seed. Two cells are compared on the keys they share by
-the Wilcoxon signed-rank test on Dice (``mutual_seg.report.stats.paired_comparison``, two-sided; p is NaN when
-no pair differs); "FLAIR alone" is the single-track
-network on FLAIR, "early fusion" is ``model=unet`` on the same inputs and dropout. Failed jobs are counted.
+Reads every job folder under the study folder (``experiments/ablation.py`` writes it) with
+``mutual_seg.results.find_runs`` (the run-folder reader; the model choice from summary.json, or Hydra's
+``.hydra/hydra.yaml`` for older folders). A cell is (generator variant, modality set, model, modality dropout); its
+test rows are keyed by (subject, seed): each seed draws other folds, and 5-fold cross-validation tests every
+subject once per seed. Two cells are compared on the keys they share by the Wilcoxon signed-rank test on Dice
+(:func:`mutual_seg.report.stats.paired_comparison`, two-sided; p is NaN when no pair differs); "FLAIR alone" is
+the single-track network on FLAIR, "early fusion" is ``model=unet`` on the same inputs and dropout. Failed jobs
+are counted.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean, stdev
@@ -92,26 +89,23 @@ def table(cells: dict[Cell, dict], failed: dict[Cell, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("study", type=Path, help="the study folder experiments/ablation.py wrote")
-    parser.add_argument("--out", type=Path, help="also write the table here")
-    args = parser.parse_args(argv)
-    try:
-        cells, failed = read_study(args.study)
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def write_ablation_table(study: Path, out: Path | None, overwrite: bool) -> str:
+    """Write ``<out or study>/table.md`` and return its text.
+
+    Raises:
+        MutualSegError: no job folder under ``study``, or a table already there without ``overwrite``.
+    """
+    if not study.is_dir():
+        raise MutualSegError(f"ablation study folder {study} does not exist; pass the folder experiments/ablation.py "
+                             "wrote (outputs/ablation/<time>)")
+    target = (out or study) / "table.md"
+    if target.exists() and not overwrite:
+        raise MutualSegError(f"{target} exists; pass --overwrite to replace it or --out to write elsewhere")
+    cells, failed = read_study(study)
     if not cells and not failed:
-        print(f"error: no job folders (summary.json + config.yaml) under {args.study}; run the study first",
-              file=sys.stderr)
-        return 2
+        raise MutualSegError(f"no job folders (summary.json + config.yaml) under {study}; run the study first "
+                             "(make ablation) or point at its folder")
     text = table(cells, failed)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    return text
