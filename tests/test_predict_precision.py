@@ -30,6 +30,9 @@ def test_auto_is_bf16_exactly_where_bf16_is_native_and_short_names_resolve():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the gate for making --precision auto the default is not met: on the 2-step "
+                   "tiny model (probabilities near 1/2 everywhere) bf16 flips about 1.4 % of the float32 mask "
+                   "(agreement 0.986, 2026-11-27); strict, so it fails the day the gate is met")
 def test_bf16_masks_agree_with_float32(tiny_data, variants, tmp_path):
     """Pooled Dice between the float32 and the bf16 masks >= 0.995: the condition for making ``auto`` the default."""
     root = tmp_path / "in"
