@@ -58,6 +58,12 @@ def test_error_raised_inside_a_config_resolver_is_one_line(capsys, monkeypatch, 
     assert "InterpolationResolutionError" not in err
 
 
+def test_an_output_prior_outside_0_1_is_one_line(capsys, monkeypatch, tmp_path):
+    err = _main(capsys, monkeypatch, "model.net.output_prior=1.5", "logger=none", f"data.layout.root={tmp_path}",
+                f"hydra.run.dir={tmp_path / 'run'}")
+    assert err.count("\n") == 1 and "model.net.output_prior must be in (0, 1) or null, got 1.5" in err, err
+
+
 def test_data_base_is_not_offered_as_a_choice():
     assert "base" not in group_options("data") and "synthetic" in group_options("data")
 
