@@ -37,17 +37,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """0 when the report is written; 2 and one `error:` line for input the user can fix."""
     args = _parser().parse_args(argv)
-    from mutual_seg.report.build import (  # after --help: matplotlib/torch load slowly
-        N_OVERLAYS,
-        make_report,
-    )
-
     try:
-        if args.ablation:
+        if args.ablation:  # the table alone: none of the figures' heavy imports
             from mutual_seg.report.ablation import write_ablation_table
 
             print(write_ablation_table(args.dir, args.out, args.overwrite))
             return 0
+        from mutual_seg.report.build import (  # after --help: matplotlib/torch load slowly
+            N_OVERLAYS,
+            make_report,
+        )
+
         make_report(args.dir, args.out, args.exclude, args.compare, args.subjects, args.slices,
                     N_OVERLAYS if args.overlays is None else args.overlays, args.overwrite)
     except MutualSegError as err:
