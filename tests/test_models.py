@@ -302,3 +302,41 @@ def test_output_prior_starts_the_untrained_net_at_that_probability_everywhere(ki
     assert 0.002 < p.mean() < 0.05 and p.max() < 0.5
     plain = make_net(kind, num).eval()  # output_prior=None: PyTorch's random bias, no such start
     assert not plain.map.bias.detach().allclose(started.map.bias.detach())
+
+
+def _stacked_reference(fusion: MutualAttentionFusion, features: list[torch.Tensor], mask: torch.Tensor):
+    """Section 3.3's modality reading written over a [B, I, C, H, W] stack, term by term (the former code)."""
+    stacked = torch.stack(features, dim=1)
+    stacked = torch.where(mask[:, :, None, None, None] > 0, stacked, torch.zeros_like(stacked))
+    mean = stacked.sum(dim=1) / mask.sum(dim=1)[:, None, None, None]
+    q = fusion.query(mean)
+    k = torch.stack([proj(stacked[:, i]) for i, proj in enumerate(fusion.keys)], dim=1)
+    v = torch.stack([proj(stacked[:, i]) for i, proj in enumerate(fusion.values)], dim=1)
+    b, i, ck, h, w = k.shape
+    c, nh = v.shape[2], fusion.heads
+    logits = (q.view(b, 1, nh, ck // nh, h, w) * k.view(b, i, nh, ck // nh, h, w)).sum(dim=3) / math.sqrt(ck // nh)
+    weights = logits.masked_fill(mask[:, :, None, None, None] == 0, float("-inf")).softmax(dim=1)
+    attended = (weights.unsqueeze(3) * v.view(b, i, nh, c // nh, h, w)).sum(dim=1).reshape(b, c, h, w)
+    out = attended if fusion.out is None else mean + fusion.out(attended)
+    return out, weights.transpose(1, 2)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("present", [None, [[True, True, True], [True, False, True]]], ids=["all", "some"])
+@pytest.mark.parametrize(("heads", "output"), [(1, "paper"), (2, "residual")])
+def test_track_wise_mutual_attention_agrees_with_the_stacked_formula(channels_last, present, heads, output) -> None:
+    torch.manual_seed(0)
+    fusion = MutualAttentionFusion(8, 3, 0, "modality", [], heads, None, output).eval()
+    features = [torch.randn(2, 8, 6, 5) for _ in range(3)]
+    if channels_last:
+        fusion = fusion.to(memory_format=torch.channels_last)
+        features = [f.contiguous(memory_format=torch.channels_last) for f in features]
+    mask = torch.ones(2, 3) if present is None else torch.tensor(present).float()
+    with torch.no_grad():
+        want, want_weights = _stacked_reference(fusion, features, mask)
+        features[1][mask[:, 1] == 0] = float("nan")  # an absent track must not leak, whatever it holds
+        got, got_weights = fusion(features, None if present is None else mask.bool())
+    assert got.shape == want.shape == (2, 8, 6, 5) and got_weights.shape == (2, heads, 3, 6, 5)
+    assert not got.isnan().any()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_weights, want_weights, rtol=1e-5, atol=1e-6)

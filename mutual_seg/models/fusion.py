@@ -48,22 +48,28 @@ def _check(features: Sequence[Tensor], present: Tensor | None, num_inputs: int) 
     return present.to(features[0].dtype)
 
 
-def _masked_stack(features: Sequence[Tensor], mask: Tensor) -> Tensor:
-    """Stack to [B, I, C, H, W] with absent entries set to exactly zero.
+def _masked_tracks(features: Sequence[Tensor], mask: Tensor) -> list[Tensor]:
+    """The I tracks [B, C, H, W], each set to exactly zero in the samples where it is absent.
 
     ``torch.where`` rather than a product so that NaN/inf in an absent track cannot leak through.
-    When every modality is present (inference on complete subjects) the stack is returned as it
-    is: the same values, without two more full-size passes over memory.
+    When every modality is present (inference on complete subjects) the tracks are returned as they
+    are: no copy, and no [B, I, C, H, W] stack (a full pass over memory that, in NHWC, costs more than
+    the 1x1 convolutions that follow).
     """
-    stacked = torch.stack(list(features), dim=1)
     if bool((mask > 0).all()):
-        return stacked
-    return torch.where(mask[:, :, None, None, None] > 0, stacked, torch.zeros_like(stacked))
+        return list(features)
+    zero = features[0].new_zeros(())
+    return [torch.where(mask[:, i, None, None, None] > 0, f, zero) for i, f in enumerate(features)]
 
 
-def _masked_mean(stacked: Tensor, mask: Tensor) -> Tensor:
-    """Mean over the present entries of a zero-masked stack [B, I, C, H, W] -> [B, C, H, W]."""
-    return stacked.sum(dim=1) / mask.sum(dim=1)[:, None, None, None]
+def _masked_mean(tracks: Sequence[Tensor], mask: Tensor) -> Tensor:
+    """Mean over the present entries of zero-masked tracks, I x [B, C, H, W] -> [B, C, H, W]."""
+    total = tracks[0]
+    for track in tracks[1:]:
+        total = total + track
+    if bool((mask > 0).all()):
+        return total / float(len(tracks))
+    return total / mask.sum(dim=1)[:, None, None, None]
 
 
 class MeanFusion(nn.Module):
@@ -82,7 +88,7 @@ class MeanFusion(nn.Module):
     def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, None]:
         """Args: I x [B, C, H, W], present [B, I] or None. Returns: ([B, C, H, W], None)."""
         mask = _check(features, present, self.num_inputs)
-        return _masked_mean(_masked_stack(features, mask), mask), None
+        return _masked_mean(_masked_tracks(features, mask), mask), None
 
 
 class ConcatFusion(nn.Module):
@@ -109,10 +115,11 @@ class ConcatFusion(nn.Module):
     def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, None]:
         """Args: I x [B, C, H, W], present [B, I] or None. Returns: ([B, C, H, W], None)."""
         mask = _check(features, present, self.num_inputs)
-        stacked = _masked_stack(features, mask)  # [B, I, C, H, W]
-        rescale = self.num_inputs / mask.sum(dim=1)
-        stacked = stacked * rescale[:, None, None, None, None]
-        return self.project(stacked.flatten(1, 2)), None
+        stacked = torch.cat(_masked_tracks(features, mask), dim=1)  # [B, I*C, H, W]
+        if not bool((mask > 0).all()):
+            rescale = self.num_inputs / mask.sum(dim=1)
+            stacked = stacked * rescale[:, None, None, None]
+        return self.project(stacked), None
 
 
 class MutualAttentionFusion(nn.Module):
@@ -201,32 +208,40 @@ class MutualAttentionFusion(nn.Module):
             (fused [B, C, H, W], weights [B, heads, I, H, W] summing to 1 over present modalities).
         """
         mask = _check(features, present, self.num_inputs)
-        stacked = _masked_stack(features, mask)  # [B, I, C, H, W]
-        mean = _masked_mean(stacked, mask)  # [B, C, H, W]
+        tracks = _masked_tracks(features, mask)  # I x [B, C, H, W]
+        mean = _masked_mean(tracks, mask)  # [B, C, H, W]
         q = self.query(mean)  # [B, Ck, H, W]
-        k = torch.stack([proj(stacked[:, i]) for i, proj in enumerate(self.keys)], dim=1)
-        v = torch.stack([proj(stacked[:, i]) for i, proj in enumerate(self.values)], dim=1)
-        # k: [B, I, Ck, H, W], v: [B, I, C, H, W]
+        k = [proj(track) for proj, track in zip(self.keys, tracks)]  # I x [B, Ck, H, W]
+        v = [proj(track) for proj, track in zip(self.values, tracks)]  # I x [B, C, H, W]
         if self.reading == "modality":
             attended, weights = self._across_modalities(q, k, v, mask)
         else:
-            attended, weights = self._across_positions(q, k, v, mask)
+            attended, weights = self._across_positions(q, torch.stack(k, dim=1), torch.stack(v, dim=1), mask)
         if self.out is None:
             return attended, weights  # the paper's block: the weighted sum of the values
         return mean + self.out(attended), weights
 
     def _across_modalities(
-        self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor
+        self, q: Tensor, k: list[Tensor], v: list[Tensor], mask: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Per-pixel softmax over modalities. Returns ([B, C, H, W], [B, heads, I, H, W])."""
-        b, i, ck, h, w = k.shape
-        c, nh = v.shape[2], self.heads
-        qh = q.view(b, 1, nh, ck // nh, h, w)
-        kh = k.view(b, i, nh, ck // nh, h, w)
-        logits = (qh * kh).sum(dim=3) / math.sqrt(ck // nh)  # [B, I, nh, H, W]
-        logits = logits.masked_fill(mask[:, :, None, None, None] == 0, float("-inf"))
+        """Per-pixel softmax over modalities. Returns ([B, C, H, W], [B, heads, I, H, W]).
+
+        Works on the I tracks one at a time (no [B, I, C, H, W] stack) and keeps the inputs' memory
+        layout (NCHW or NHWC), so the elementwise work stays a few passes over [B, C, H, W].
+        """
+        b, ck, h, w = q.shape
+        c, nh = v[0].shape[1], self.heads
+        qh = q.view(b, nh, ck // nh, h, w)
+        scale = math.sqrt(ck // nh)
+        logits = torch.stack(
+            [(qh * key.view(b, nh, ck // nh, h, w)).sum(dim=2) / scale for key in k], dim=1
+        )  # [B, I, nh, H, W]
+        if not bool((mask > 0).all()):
+            logits = logits.masked_fill(mask[:, :, None, None, None] == 0, float("-inf"))
         weights = logits.softmax(dim=1)  # absent modalities get exactly 0
-        attended = (weights.unsqueeze(3) * v.view(b, i, nh, c // nh, h, w)).sum(dim=1)
+        attended = weights[:, 0, :, None] * v[0].view(b, nh, c // nh, h, w)
+        for i in range(1, len(v)):
+            attended = attended + weights[:, i, :, None] * v[i].view(b, nh, c // nh, h, w)
         return attended.reshape(b, c, h, w), weights.transpose(1, 2)
 
     def _across_positions(
