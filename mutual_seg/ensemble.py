@@ -58,8 +58,8 @@ class Ensemble:
         ``32-true`` is what gives exactly the test step's masks.
         """
         autocast(precision)  # validates the name
-        fast = FastPath(channels_last=True, compile=False)
-        self.nets = [fast.apply(net) for net in self.nets]
+        fast = FastPath(channels_last=True, compile=False, fold_batchnorm=True)
+        self.nets = [fast.for_inference(fast.apply(net)) for net in self.nets]
         self.prepare, self.precision = fast.prepare, precision
 
     def settings(self, tta: bool, largest_component: bool) -> InferenceSettings:
@@ -126,7 +126,7 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
                     f"checkpoint {path} cannot be ensembled with {paths[0]}: {shown}; ensemble checkpoints "
                     "trained on the same modalities and preprocessing"
                 )
-        nets.append(net)
+        nets.append(module.fast_path.for_inference(net))
         infos.append({"path": str(Path(path).absolute()), **mark, "fusion": _fusion_name(net),
                       "features": list(getattr(net, "features", []))})
     assert first is not None

@@ -48,8 +48,8 @@ class SegModule(pl.LightningModule):
         threshold: on the sigmoid output, for masks.
         inference_batch_size: slices per forward pass when predicting whole volumes.
         min_component_mm3: predicted 3D components smaller than this are removed (0: none, as in the paper).
-        fast_path: ``FastPath`` switches (channels_last, compile); None, as in checkpoints older than
-            them, is the plain path.
+        fast_path: ``FastPath`` switches (channels_last, compile, fold_batchnorm); None or a missing switch,
+            as in checkpoints older than them, is the plain path.
     """
 
     def __init__(
@@ -117,7 +117,8 @@ class SegModule(pl.LightningModule):
     def segment_volume(self, image: torch.Tensor, spacing: Sequence[float], mask: torch.Tensor | None = None) -> np.ndarray:
         """Binary masks [Z, O, X, Y] of a volume given as slices [Z, I, X, Y] (as the test step; for reports)."""
         settings = self.inference_settings
-        probs = predict_volume([self.net], image, settings, mask=mask, prepare=self.fast_path.prepare).probabilities
+        net = self.fast_path.for_inference(self.net)  # a BatchNorm-folded copy (module.fast_path.fold_batchnorm)
+        probs = predict_volume([net], image, settings, mask=mask, prepare=self.fast_path.prepare).probabilities
         return segment(probs, spacing, settings)
 
     def _masks(self, batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 
 from mutual_seg.errors import ConfigError
-from mutual_seg.fastpath import FastPath, autocast
+from mutual_seg.fastpath import FastPath, autocast, fold_batchnorm
 
 ATOL = 1e-4
 
@@ -27,7 +27,7 @@ def build(make_cfg, overrides=()):
 @pytest.mark.parametrize("model", ["mutual", "mutual_token", "concat", "unet"])
 def test_channels_last_gives_the_plain_outputs_and_the_same_checkpoint_keys(make_cfg, model):
     extra = ["model.net.fusion.token_scales=[2]"] if model == "mutual_token" else []  # the bottom of [4, 8, 16]
-    plain, _ = build(make_cfg, [f"model={model}", *extra])
+    plain, _ = build(make_cfg, [f"model={model}", *extra, "module.fast_path.channels_last=false"])
     fast, _ = build(make_cfg, [f"model={model}", *extra, "module.fast_path.channels_last=true"])
     fast.load_state_dict(plain.state_dict())
     assert list(fast.state_dict()) == list(plain.state_dict())
@@ -78,6 +78,39 @@ def test_unknown_fast_path_key_is_one_clear_error():
     with pytest.raises(ConfigError, match=r"module.fast_path has unknown key\(s\) \['channel_last'\]"):
         FastPath.from_config({"channel_last": True, "compile": False})
     assert not FastPath.from_config(None).channels_last  # checkpoints older than the switches
+    older = FastPath.from_config({"channels_last": True, "compile": False})  # saved before fold_batchnorm existed
+    assert older.channels_last and not older.fold_batchnorm
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("model", ["mutual", "mutual_token", "concat", "unet"])
+def test_folded_batchnorm_gives_the_eval_outputs_and_leaves_the_network_alone(make_cfg, model, channels_last):
+    extra = ["model.net.fusion.token_scales=[2]"] if model == "mutual_token" else []
+    module, _ = build(make_cfg, [f"model={model}", *extra, f"module.fast_path.channels_last={channels_last}"])
+    module.train()
+    with torch.no_grad():  # a few training passes move the running statistics away from (0, 1)
+        for _ in range(3):
+            module(torch.randn(4, 2, 40, 36) * 2 + 1)
+    module.eval()
+    before = {k: v.clone() for k, v in module.net.state_dict().items()}
+    folded = module.fast_path.for_inference(module.net)
+    assert folded is not module.net and not folded.training
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.net.modules()) > 0
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()) == 0
+    x = module.fast_path.prepare(torch.randn(3, 2, 40, 36))
+    with torch.no_grad():
+        expected, got = module.net(x), folded(x)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    for key, value in module.net.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_fold_batchnorm_off_or_with_compile_runs_the_network_itself():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).eval()
+    assert FastPath(channels_last=False, compile=False, fold_batchnorm=False).for_inference(net) is net
+    assert FastPath(channels_last=False, compile=True, fold_batchnorm=True).for_inference(net) is net
+    folded = fold_batchnorm(net)
+    assert isinstance(folded[1], torch.nn.Identity) and folded[0].bias is not None
 
 
 @pytest.mark.slow
