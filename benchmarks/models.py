@@ -9,6 +9,7 @@ the same ``SegModule`` so that both go through the project's one whole-volume in
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import current_rss_mb, peak_rss_mb
 
 from mutual_seg.fastpath import autocast
+from mutual_seg.runtime.malloc import tune_malloc
 
 BATCH = 8
 
@@ -84,7 +86,8 @@ def count_flops(fn) -> int:
 
 
 def train_throughput(module, precision: str, size: tuple[int, int], steps: int, seconds: float) -> dict[str, Any]:
-    """Slices/s of forward + loss + backward + Adam step at batch 8 on [H, W] = ``size`` slices (after warm-up).
+    """Slices/s of forward + loss + backward + Adam step at batch 8 on [H, W] = ``size`` slices (after warm-up),
+    from the median step time.
 
     The FLOPs of a training step (forward and backward, counted by ``FlopCounterMode``) are counted on one
     slice: they grow linearly with the batch.
@@ -105,17 +108,20 @@ def train_throughput(module, precision: str, size: tuple[int, int], steps: int, 
         optimizer.step()
 
     flops = count_flops(lambda: step(1))
-    step()  # warm-up: allocations, compile, thread pool
-    done, start = 0, time.perf_counter()
-    while done < steps or time.perf_counter() - start < seconds:
+    step(), step()  # warm-up: oneDNN kernel creation for these shapes, allocator growth, compile, thread pool
+    times, start = [], time.perf_counter()
+    while len(times) < steps or time.perf_counter() - start < seconds:
+        tick = time.perf_counter()
         step()
-        done += 1
-        if done >= 4 * steps:
+        times.append(time.perf_counter() - tick)
+        if len(times) >= 4 * steps:
             break
-    elapsed = time.perf_counter() - start
-    rate = done * BATCH / elapsed
-    return {"slices_per_s": round(rate, 2), "steps": done, "train_flops_per_slice": flops,
-            "train_gflops_per_s": round(rate * flops / 1e9, 1)}
+    # the median step: a shared machine's occasional stalls move the mean, not the median
+    rate = BATCH / statistics.median(times)
+    return {"slices_per_s": round(rate, 2), "steps": len(times), "train_flops_per_slice": flops,
+            "train_gflops_per_s": round(rate * flops / 1e9, 1),
+            "step_s": {"median": round(statistics.median(times), 4), "min": round(min(times), 4),
+                       "max": round(max(times), 4)}}
 
 
 def inference_time(module, subject: dict[str, Any], repeats: int) -> dict[str, Any]:
@@ -156,6 +162,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
     base_rss = current_rss_mb()
     module, cfg = build_module(spec)
+    tune_malloc(cfg.malloc)  # as a run does (conf/config.yaml), for ours and the peer alike
     precision = spec.get("precision", "32-true")  # as trainer.precision; the module's fast_path is in overrides
     params = sum(p.numel() for p in module.net.parameters())
     # 240: whole UCSF-PDGM / BraTS axial slices; [H, W]: the brain-box window of data.slices.brain_crop

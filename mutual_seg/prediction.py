@@ -20,10 +20,12 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mutual_seg import __version__
+from mutual_seg.config import CONFIG_DIR
 from mutual_seg.data.inputs import expected_names, find_inputs, subject_from_files
 from mutual_seg.data.preprocess import choose_mask, preprocess_subject, slice_first
 from mutual_seg.data.subject import Subject
@@ -32,6 +34,7 @@ from mutual_seg.errors import ConfigError, MutualSegError, OutputError, subject_
 from mutual_seg.fastpath import autocast, resolve_precision
 from mutual_seg.inference import InferenceSettings, predict_volume, segment
 from mutual_seg.runtime.atomic import atomic_write_bytes, atomic_write_text
+from mutual_seg.runtime.malloc import tune_malloc
 
 OUTPUTS = {"segmentation": "{id}_seg.nii.gz", "probabilities": "{id}_prob.nii.gz", "attention": "{id}_attention.nii.gz"}
 MASK_ESTIMATE = "union of the non-zero voxels of the supplied images, holes filled, largest 3D component"
@@ -43,6 +46,7 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     Raises:
         MutualSegError: anything that stops the whole batch (bad checkpoint, no subject, existing outputs).
     """
+    tune_malloc(OmegaConf.load(CONFIG_DIR / "config.yaml").get("malloc"))  # the run's settings (conf/config.yaml)
     device = _device(args.device)
     ensemble = load_ensemble(list(args.checkpoint), device)
     precision = resolve_precision(args.precision, device)

@@ -30,6 +30,7 @@ from mutual_seg.runtime.ddp import check_devices
 from mutual_seg.runtime.guards import check_run_switches
 from mutual_seg.runtime.job import record_failure, run_job, sweep_value
 from mutual_seg.runtime.loggers import build_loggers
+from mutual_seg.runtime.malloc import tune_malloc
 from mutual_seg.runtime.preflight import preflight
 from mutual_seg.runtime.provenance import data_fingerprint, write_provenance
 from mutual_seg.runtime.resume import plan_run
@@ -63,6 +64,7 @@ class _ResultWriter(pl.Callback):
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; return the test summary (empty if not tested)."""
+    tune_malloc(cfg.get("malloc"))  # before the first tensors; loader workers fork with it
     check_devices(cfg.trainer)
     check_run_switches(cfg)
     pl.seed_everything(cfg.seed, workers=True)

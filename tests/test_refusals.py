@@ -64,6 +64,12 @@ def test_an_output_prior_outside_0_1_is_one_line(capsys, monkeypatch, tmp_path):
     assert err.count("\n") == 1 and "model.net.output_prior must be in (0, 1) or null, got 1.5" in err, err
 
 
+def test_a_bad_malloc_setting_is_one_line(capsys, monkeypatch, tmp_path):
+    err = _main(capsys, monkeypatch, "malloc.top_pad_mb=-1", "logger=none", f"data.layout.root={tmp_path}",
+                f"hydra.run.dir={tmp_path / 'run'}")
+    assert err.count("\n") == 1 and "malloc.top_pad_mb must be a positive whole number of MiB, got -1" in err, err
+
+
 def test_data_base_is_not_offered_as_a_choice():
     assert "base" not in group_options("data") and "synthetic" in group_options("data")
 
