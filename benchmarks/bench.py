@@ -98,7 +98,10 @@ def make_data(work: Path, mode: dict[str, Any]) -> tuple[Path, Path]:
     """The benchmark's own data: full-size subjects, and a pool of small ones for the cohort scale."""
     from mutual_seg.data.synthetic import generate_dataset
 
-    full = work / "data" / ("full" if mode["shape"] == (240, 240, 155) else "smoke")
+    # one folder per subject count: the quick and the full mode keep their own sets (the generator refuses to
+    # write a set over one made with other arguments)
+    size = "full" if mode["shape"] == (240, 240, 155) else "smoke"
+    full = work / "data" / f"{size}{mode['full_subjects']}"
     generate_dataset(full, mode["full_subjects"], seed=0, shape=mode["shape"], progress=False)
     pool = work / "data" / f"pool{mode['pool']}"
     generate_dataset(pool, mode["pool"], seed=1, shape=SMALL_SHAPE, progress=False)

@@ -35,18 +35,24 @@ from mutual_seg.ensemble import Ensemble
 from mutual_seg.fastpath import native_bf16, resolve_precision
 from mutual_seg.predict import DEFAULT_PRECISION, PRECISIONS
 from mutual_seg.prediction import predict_subject
+from mutual_seg.runtime.malloc import tune_malloc
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def default_ensemble(overrides: list[str]) -> Ensemble:
-    """The default config's network (untrained) and settings, as a one-member ensemble."""
+    """The default config's network (untrained) and settings, as a one-member ensemble built as ``load_ensemble``
+    builds one from a checkpoint (``module.fast_path``: layout, BatchNorm folded), with the run's malloc settings."""
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
-    net = instantiate(cfg.model.net).eval()
-    return Ensemble([net], tuple(cfg.modality.names), instantiate(cfg.data.preprocessing), float(cfg.module.threshold),
-                    int(cfg.module.inference_batch_size), float(cfg.module.min_component_mm3), False)
+    tune_malloc(cfg.malloc)
+    module = instantiate(cfg.module, _recursive_=False)
+    module.net.eval()
+    return Ensemble([module.fast_path.for_inference(module.net)], tuple(cfg.modality.names),
+                    instantiate(cfg.data.preprocessing), float(cfg.module.threshold),
+                    int(cfg.module.inference_batch_size), float(cfg.module.min_component_mm3), False,
+                    prepare=module.fast_path.prepare)
 
 
 def main() -> None:
