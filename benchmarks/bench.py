@@ -41,6 +41,7 @@ PLAIN = ["module.fast_path.channels_last=false", "module.fast_path.fold_batchnor
 FAST_PATHS = {  # name -> (module.fast_path overrides, precision as trainer.precision)
     "nchw": (PLAIN, "32-true"),  # the plain path: NCHW tensors, BatchNorm kept at inference
     "bf16": ([], "bf16-mixed"),
+    "fp16": ([], "16-mixed"),  # GPUs only (trainer.precision=16-mixed); skipped on the CPU
     # data.slices.brain_crop: training slices are the brain-box window (measured on the bench's data), not 240^2
     "brain_crop": ([], "32-true"),
     "brain_crop+bf16": ([], "bf16-mixed"),
@@ -76,6 +77,13 @@ def widths() -> dict[str, list[int]]:
         demo = compose("config", overrides=["experiment=demo", "paths.output_dir=/tmp"]).model.net.features
     GlobalHydra.instance().clear()
     return {"default": list(default), "demo": list(demo)}
+
+
+def device() -> str:
+    """Where the model figures are measured: the first GPU if there is one (RESULTS.md says which), else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def child(script: str, args: list[str], out: Path) -> dict[str, Any]:
@@ -139,7 +147,7 @@ def bench_models(mode: dict[str, Any], subject: dict[str, Any], crop: list[int],
     from models import peer_features
 
     base = {"slice": mode["slice"], "train_steps": mode["train_steps"], "train_seconds": mode["train_seconds"],
-            "inference_repeats": mode["inference_repeats"], "subject": subject}
+            "inference_repeats": mode["inference_repeats"], "subject": subject, "device": device()}
     all_widths = widths()
     for width in mode["widths"]:
         features = all_widths[width]
@@ -156,7 +164,8 @@ def bench_models(mode: dict[str, Any], subject: dict[str, Any], crop: list[int],
                 console.log(f"peer ({width}): {rows[-1]}")
                 save()
     runs = [("brain_crop", width) for width in mode["widths"]]
-    runs += [(fast, mode["widths"][0]) for fast in mode["fast_paths"] if fast != "brain_crop"]
+    runs += [(fast, mode["widths"][0]) for fast in mode["fast_paths"] if fast != "brain_crop"
+             and (fast != "fp16" or base["device"] == "cuda")]
     for fast, width in runs:
         overrides, precision = FAST_PATHS[fast]
         peer = next((r["features"] for r in rows if r["model"] == "monai_basicunet" and r["width"] == width), None)
@@ -191,7 +200,7 @@ def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Pa
     rates = []
     for workers in (0, 2):
         for augment in ("off", "loader", "device"):
-            rates.append(loader_bench.loader_rate(full, cache, workers, augment, mode["loader_seconds"]))
+            rates.append(loader_bench.loader_rate(full, cache, workers, augment, mode["loader_seconds"], device()))
             console.log(f"loader: {rates[-1]}")
     scale = []
     for n in mode["cohorts"]:
@@ -234,7 +243,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tmp = work / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PYTHONPATH", str(HERE.parent))
-    result["matmul_peak"] = matmul_peak(mode["matmul_seconds"])
+    result["device"] = device()
+    # a GPU needs larger products than a CPU to reach its peak
+    result["matmul_peak"] = matmul_peak(mode["matmul_seconds"], size=2048 if result["device"] == "cpu" else 8192,
+                                        device=result["device"])
     console.log(f"matmul peak: {result['matmul_peak']}")
     full, pool = make_data(work, mode)
     result["data"] = bench_data(mode, full, pool, work, tmp)

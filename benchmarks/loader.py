@@ -51,12 +51,13 @@ def preprocess(root: Path, cache: Path) -> dict[str, Any]:
     return {"subjects": n, "s_per_subject": round(elapsed / n, 3), "cache_mb_per_subject": round(dir_size(cache) / n / 2**20, 2)}
 
 
-def loader_rate(root: Path, cache: Path, workers: int, augment: str, seconds: float) -> dict[str, Any]:
+def loader_rate(root: Path, cache: Path, workers: int, augment: str, seconds: float,
+                device: str = "cpu") -> dict[str, Any]:
     """Training slices/s of the run's loader (batch and selection from conf/data) over about ``seconds``.
 
     ``augment``: ``off``; ``loader`` (per slice in the workers, ``data.augment_on: loader``); or ``device``
-    (``data.augment_on: device``: the loader only reads, and each batch is augmented in this process, on the
-    CPU here, as the data module's ``on_after_batch_transfer`` does on the training device).
+    (``data.augment_on: device``: the loader only reads, and each batch is moved to ``device`` and augmented
+    there, as the data module's ``on_after_batch_transfer`` does on the training device).
     """
     from mutual_seg.data.augment_batch import batch_augment
 
@@ -74,12 +75,15 @@ def loader_rate(root: Path, cache: Path, workers: int, augment: str, seconds: fl
             it = iter(loader)
             continue
         if augment == "device":
-            batch["image"], batch["label"] = batch_augment(dm.augment, batch["image"], batch["label"])
+            image, label = batch["image"].to(device), batch["label"].to(device)
+            batch["image"], batch["label"] = batch_augment(dm.augment, image, label)
         count += batch["image"].shape[0]
+    if device != "cpu":
+        torch.cuda.synchronize()
     rate = count / (time.perf_counter() - start)
     shape = list(batch["image"].shape[1:])
     return {"workers": workers, "augment": augment, "slices_per_s": round(rate, 1), "slices": count,
-            "slice_shape": shape, "batch_size": dm.batch_size}
+            "slice_shape": shape, "batch_size": dm.batch_size, "device": device if augment == "device" else "cpu"}
 
 
 def scale(root: Path, cache: Path, batches: int, workers: int = 2, max_open: int | None = None) -> dict[str, Any]:

@@ -85,7 +85,14 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def train_throughput(module, precision: str, size: tuple[int, int], steps: int, seconds: float) -> dict[str, Any]:
+def _sync(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that a clock read after it measures the work (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_throughput(module, precision: str, size: tuple[int, int], steps: int, seconds: float,
+                     device: torch.device) -> dict[str, Any]:
     """Slices/s of forward + loss + backward + Adam step at batch 8 on [H, W] = ``size`` slices (after warm-up),
     from the median step time.
 
@@ -94,18 +101,19 @@ def train_throughput(module, precision: str, size: tuple[int, int], steps: int, 
     """
     torch.manual_seed(0)
     inputs = len(module.hparams.modalities)
-    x = torch.rand(BATCH, inputs, *size)
-    y = (torch.rand(BATCH, module.net.out_channels, *size) > 0.9).float()
+    x = torch.rand(BATCH, inputs, *size).to(device)
+    y = (torch.rand(BATCH, module.net.out_channels, *size) > 0.9).float().to(device)
     module.train()
     optimizer = module.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
 
     def step(n: int = BATCH) -> None:
         optimizer.zero_grad(set_to_none=True)
-        with autocast(precision):
+        with autocast(precision, device.type):
             loss = module.loss_fn(module(x[:n]), y[:n])
         loss.backward()
         optimizer.step()
+        _sync(device)
 
     flops = count_flops(lambda: step(1))
     step(), step()  # warm-up: oneDNN kernel creation for these shapes, allocator growth, compile, thread pool
@@ -163,20 +171,25 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     base_rss = current_rss_mb()
     module, cfg = build_module(spec)
     tune_malloc(cfg.malloc)  # as a run does (conf/config.yaml), for ours and the peer alike
+    device = torch.device(spec.get("device", "cpu"))  # bench.py: the GPU where there is one
+    module.to(device)
     precision = spec.get("precision", "32-true")  # as trainer.precision; the module's fast_path is in overrides
     params = sum(p.numel() for p in module.net.parameters())
     # 240: whole UCSF-PDGM / BraTS axial slices; [H, W]: the brain-box window of data.slices.brain_crop
     size = (spec["slice"], spec["slice"]) if isinstance(spec["slice"], int) else tuple(spec["slice"])
-    x = torch.zeros(1, len(cfg.modality.names), *size)
+    x = torch.zeros(1, len(cfg.modality.names), *size, device=device)
     module.eval()
     with torch.no_grad():
         flops = count_flops(lambda: module(x))
     result: dict[str, Any] = {"parameters": params, "flops_per_slice": flops, "slice": list(size)}
-    result.update(train_throughput(module, precision, size, spec["train_steps"], spec["train_seconds"]))
+    result.update(train_throughput(module, precision, size, spec["train_steps"], spec["train_seconds"], device))
     if spec.get("subject"):
         subject = load_subject(spec["subject"], list(cfg.modality.names))
-        with autocast(precision):
+        with autocast(precision, device.type):  # each timed call ends on the CPU (masks), so it waits for the GPU
             result.update(inference_time(module, subject, spec["inference_repeats"]))
+    result["device"] = str(device)
+    if device.type == "cuda":
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result["rss_after_imports_mb"] = round(base_rss, 1)
     return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-AUGMENT = {"off": "off", "loader": "per slice in the loader", "device": "batched after the loader (CPU here)",
+AUGMENT = {"off": "off", "loader": "per slice in the loader", "device": "batched after the loader, on the device",
            False: "off", True: "per slice in the loader"}
 TARGETS = {"train_ratio": 1.5, "inference_s": 5.0, "peak_share": 0.40}
 
@@ -24,7 +24,11 @@ def _find(rows: list[dict], **keys: Any) -> dict | None:
 def machine_lines(result: dict[str, Any]) -> list[str]:
     m = result["machine"]
     gpu = m["gpu"] or "none (no GPU machine was available for this run; GPU figures are still to be recorded)"
+    where = result.get("device", "cpu")
     return [
+        (f"- model figures (training, inference, matmul peak) measured on: {where}"
+         + (f" ({m['gpu']})" if where == "cuda" else "") + "; loader and cohort figures on the CPU"
+         + (", batched augmentation on the GPU" if where == "cuda" else "")),
         f"- date: {m['date']}; mode: `{result['mode']}`; wall time {result.get('wall_s', 'n/a')} s"
         + ("" if result.get("complete", True) else " (PARTIAL: the run stopped before every model was measured)"),
         (f"- CPU: {m['cpu']}, {m['cores']} usable cores ({m['logical_cpus']} logical), torch threads "
@@ -152,8 +156,9 @@ def data_lines(data: dict[str, Any]) -> list[str]:
     lines = [(f"Preprocessing (load NIfTI, eq. 1 normalization, write the cache), one process: {p['s_per_subject']} s "
              f"and {p['cache_mb_per_subject']} MB of cache per subject ({p['subjects']} subjects)."), "", *crop_line,
              "| loader workers | augmentation | slices/s | slice [I, H, W] | batch |", "|---|---|---|---|---|"]
-    lines += [f"| {r['workers']} | {AUGMENT.get(r['augment'], r['augment'])} | {r['slices_per_s']} | {r['slice_shape']} | "
-              f"{r['batch_size']} |" for r in data["loader"]]
+    lines += [f"| {r['workers']} | {AUGMENT.get(r['augment'], r['augment'])}"
+              f"{' (' + r.get('device', 'cpu') + ')' if r['augment'] == 'device' else ''} | {r['slices_per_s']} | "
+              f"{r['slice_shape']} | {r['batch_size']} |" for r in data["loader"]]
     lines += ["", (f"Cohort scale (subjects of {data['scale_subject_shape']} voxels): the run's training loader "
               "(memory-mapped cache, loader workers, at most `max_open_subjects` maps open per process) reads "
               "batches drawn across the whole cohort; resident memory (RSS) is summed over the main process and "

@@ -85,7 +85,8 @@ def test_report_gives_hardware_load_ratios_and_honest_targets():
     assert "fastest measured (bf16): 4.50 s (target <= 5.0 s): reached" in text
     assert "74.4 % of the measured matmul peak" in text and "reached" in text
     assert "failed: boom" in text
-    assert "| 2 | batched after the loader (CPU here) | 400.0 |" in text
+    assert "| 2 | batched after the loader, on the device (cpu) | 400.0 |" in text
+    assert "model figures (training, inference, matmul peak) measured on: cpu;" in text
     assert "| 10 | 8 | 5 | 100 | 300.0 | 350.0 | 120.0 + 130.0 | 600.0 | 0.1 | 1.0 |" in text
     assert "| 10 | no cap | 5 | 100 | 300.0 | 350.0 | 150.0 + 160.0 | 660.0 | (cached) | (cached) |" in text
 
