@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ddp as ddp_bench
 import loader as loader_bench
 import report
 from machine import load_average, machine, matmul_peak
@@ -84,6 +85,20 @@ def device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def ddp_setting(mode: dict[str, Any]) -> tuple[str, str, tuple[int, int], tuple[str, ...]] | None:
+    """What the DDP comparison runs (``ddp.ddp_speedup``'s arguments): on a machine with 2 GPUs ``trainer=gpu``
+    against ``trainer=ddp``; in the smoke mode the same on the CPU with a tiny net; otherwise nothing (2 processes
+    on the CPU cores one process already uses measure nothing)."""
+    import torch
+
+    if mode is MODES["smoke"]:
+        return "cpu", "ddp_cpu", (1, 3), ("model.net.features=[4,8,16]", "data.num_workers=0", "data.cache_workers=0",
+                                          "n_folds=4", "data.split.val_fraction=0.67")
+    if torch.cuda.device_count() >= 2:
+        return "gpu", "ddp", (20, 120), ()
+    return None
 
 
 def child(script: str, args: list[str], out: Path) -> dict[str, Any]:
@@ -266,6 +281,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     save()
     bench_models(mode, inference_subject(full, work), result["data"]["brain_crop"]["window"], tmp, result["models"],
                  save)
+    setting = ddp_setting(mode)
+    if setting is not None:
+        console.log(f"DDP: {setting[0]} against {setting[1]} ...")
+        try:
+            result["ddp"] = ddp_bench.ddp_speedup(full, work / "ddp", *setting)
+        except RuntimeError as err:
+            result["ddp"] = {"error": str(err)}
+        console.log(f"DDP: {result['ddp']}")
     save(complete=True)
     console.log(f"wrote {args.out / 'bench.json'} and {args.results_md} in {result['wall_s']} s")
     return result

@@ -183,6 +183,28 @@ def data_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ddp_lines(ddp: dict[str, Any] | None) -> list[str]:
+    """The 2-process DDP comparison (bench.py runs it on machines with 2 GPUs, and in the smoke mode)."""
+    if not ddp:
+        return ["Not measured: it needs a machine with 2 GPUs (2 processes on the CPU cores one process already "
+                "uses measure nothing)."]
+    if "error" in ddp:
+        return [f"Failed: {ddp['error']}"]
+    n1, n2 = ddp["batches"]
+    lines = [(f"`python -m mutual_seg.run` for {n1} and {n2} training batches of {ddp['batch_per_process']} per "
+              "process (one epoch, no test); the difference of the two wall times is the training time of the "
+              "extra steps."), "",
+             f"| trainer | processes | wall s ({n1} batches) | wall s ({n2} batches) | samples/s |", "|---|---|---|---|---|"]
+    for key in ("single", "ddp"):
+        r = ddp[key]
+        lines.append(f"| {r['trainer']} | {r['processes']} | {r['seconds'][0]} | {r['seconds'][1]} | "
+                     f"{_fmt(r['samples_per_s'])} |")
+    speedup = ddp["speedup"]
+    lines += ["", f"Speed-up of 2-process DDP over one process: {speedup}x" if speedup is not None else
+              "Speed-up: not measurable here (the extra steps cost less than the start-up's jitter)."]
+    return lines
+
+
 def render(result: dict[str, Any]) -> str:
     """The whole RESULTS.md for one benchmark result."""
     lines = ["# Benchmark results", "",
@@ -200,7 +222,8 @@ def render(result: dict[str, Any]) -> str:
              *machine_lines(result), *[f"- note: {n}" for n in result.get("notes", [])], "", "## Models", "", *model_table(result), "",
              "## Ours / peer (dual mutual attention / MONAI BasicUNet at matched parameters)", "",
              *ratio_table(ratios(result)), "", "## Targets (issue 10) on this machine", "", *targets(result), "",
-             "## Data", "", *data_lines(result["data"]), ""]
+             "## Data", "", *data_lines(result["data"]), "",
+             "## DDP: 2 processes against 1", "", *ddp_lines(result.get("ddp")), ""]
     return "\n".join(lines)
 
 

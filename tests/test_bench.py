@@ -85,10 +85,23 @@ def test_report_gives_hardware_load_ratios_and_honest_targets():
     assert "fastest measured (bf16): 4.50 s (target <= 5.0 s): reached" in text
     assert "74.4 % of the measured matmul peak" in text and "reached" in text
     assert "failed: boom" in text
+    assert "## DDP: 2 processes against 1" in text and "Not measured: it needs a machine with 2 GPUs" in text
     assert "| 2 | batched after the loader, on the device (cpu) | 400.0 |" in text
     assert "model figures (training, inference, matmul peak) measured on: cpu;" in text
     assert "| 10 | 8 | 5 | 100 | 300.0 | 350.0 | 120.0 + 130.0 | 600.0 | 0.1 | 1.0 |" in text
     assert "| 10 | no cap | 5 | 100 | 300.0 | 350.0 | 150.0 + 160.0 | 660.0 | (cached) | (cached) |" in text
+
+
+def test_ddp_section_gives_both_rates_and_the_speedup():
+    ddp = {"batch_per_process": 16, "batches": [20, 120],
+           "single": {"trainer": "gpu", "processes": 1, "seconds": [30.0, 50.0], "samples_per_s": 80.0},
+           "ddp": {"trainer": "ddp", "processes": 2, "seconds": [40.0, 60.0], "samples_per_s": 150.0}, "speedup": 1.88}
+    text = "\n".join(report.ddp_lines(ddp))
+    assert "| gpu | 1 | 30.0 | 50.0 | 80.00 |" in text
+    assert "| ddp | 2 | 40.0 | 60.0 | 150.00 |" in text and "Speed-up of 2-process DDP over one process: 1.88x" in text
+    noisy = {**ddp, "single": {**ddp["single"], "samples_per_s": None}, "speedup": None}
+    assert "not measurable here" in "\n".join(report.ddp_lines(noisy))
+    assert report.ddp_lines({"error": "ddp with 20 batches failed: boom"}) == ["Failed: ddp with 20 batches failed: boom"]
 
 
 def test_cohort_scale_sums_the_loader_workers_memory(tiny_data, tmp_path):
@@ -117,3 +130,6 @@ def test_smoke_benchmark_writes_json_and_results(tmp_path):
     assert {r["model"] for r in saved["models"]} >= {"single", "unet", "concat", "mutual", "mutual_token",
                                                        "monai_basicunet"}
     assert "## Targets" in (tmp_path / "RESULTS.md").read_text()
+    # the DDP comparison's machinery, on the CPU (gloo): both settings ran to the end
+    assert "error" not in saved["ddp"], saved["ddp"]
+    assert saved["ddp"]["single"]["processes"] == 1 and saved["ddp"]["ddp"]["processes"] == 2
