@@ -32,23 +32,24 @@ READINGS: tuple[str, ...] = ("modality", "token")
 OUTPUTS: tuple[str, ...] = ("residual", "residual_zero", "paper")
 
 
-def _check(features: Sequence[Tensor], present: Tensor | None, num_inputs: int) -> Tensor:
-    """Validate the call and return ``present`` as a float mask [B, I] (1 = present)."""
+def _check(features: Sequence[Tensor], present: Tensor | None, num_inputs: int) -> tuple[Tensor, bool]:
+    """Validate the call; return ``present`` as a float mask [B, I] (1 = present) and whether every modality is
+    present in every sample (decided once per call: reading a GPU tensor's value waits for the GPU)."""
     if len(features) != num_inputs:
         raise ValueError(f"expected {num_inputs} feature maps, got {len(features)}")
     batch = features[0].shape[0]
     if present is None:
-        return features[0].new_ones(batch, num_inputs)
+        return features[0].new_ones(batch, num_inputs), True
     if present.shape != (batch, num_inputs):
         raise ValueError(
             f"present must have shape {(batch, num_inputs)}, got {tuple(present.shape)}"
         )
     if not bool(present.any(dim=1).all()):
         raise ValueError("every sample needs at least one present modality")
-    return present.to(features[0].dtype)
+    return present.to(features[0].dtype), bool(present.all())
 
 
-def _masked_tracks(features: Sequence[Tensor], mask: Tensor) -> list[Tensor]:
+def _masked_tracks(features: Sequence[Tensor], mask: Tensor, complete: bool) -> list[Tensor]:
     """The I tracks [B, C, H, W], each set to exactly zero in the samples where it is absent.
 
     ``torch.where`` rather than a product so that NaN/inf in an absent track cannot leak through.
@@ -56,18 +57,18 @@ def _masked_tracks(features: Sequence[Tensor], mask: Tensor) -> list[Tensor]:
     are: no copy, and no [B, I, C, H, W] stack (a full pass over memory that, in NHWC, costs more than
     the 1x1 convolutions that follow).
     """
-    if bool((mask > 0).all()):
+    if complete:
         return list(features)
     zero = features[0].new_zeros(())
     return [torch.where(mask[:, i, None, None, None] > 0, f, zero) for i, f in enumerate(features)]
 
 
-def _masked_mean(tracks: Sequence[Tensor], mask: Tensor) -> Tensor:
+def _masked_mean(tracks: Sequence[Tensor], mask: Tensor, complete: bool) -> Tensor:
     """Mean over the present entries of zero-masked tracks, I x [B, C, H, W] -> [B, C, H, W]."""
     total = tracks[0]
     for track in tracks[1:]:
         total = total + track
-    if bool((mask > 0).all()):
+    if complete:
         return total / float(len(tracks))
     return total / mask.sum(dim=1)[:, None, None, None]
 
@@ -87,8 +88,8 @@ class MeanFusion(nn.Module):
 
     def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, None]:
         """Args: I x [B, C, H, W], present [B, I] or None. Returns: ([B, C, H, W], None)."""
-        mask = _check(features, present, self.num_inputs)
-        return _masked_mean(_masked_tracks(features, mask), mask), None
+        mask, complete = _check(features, present, self.num_inputs)
+        return _masked_mean(_masked_tracks(features, mask, complete), mask, complete), None
 
 
 class ConcatFusion(nn.Module):
@@ -114,9 +115,9 @@ class ConcatFusion(nn.Module):
 
     def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, None]:
         """Args: I x [B, C, H, W], present [B, I] or None. Returns: ([B, C, H, W], None)."""
-        mask = _check(features, present, self.num_inputs)
-        stacked = torch.cat(_masked_tracks(features, mask), dim=1)  # [B, I*C, H, W]
-        if not bool((mask > 0).all()):
+        mask, complete = _check(features, present, self.num_inputs)
+        stacked = torch.cat(_masked_tracks(features, mask, complete), dim=1)  # [B, I*C, H, W]
+        if not complete:
             rescale = self.num_inputs / mask.sum(dim=1)
             stacked = stacked * rescale[:, None, None, None]
         return self.project(stacked), None
@@ -207,14 +208,14 @@ class MutualAttentionFusion(nn.Module):
         Returns:
             (fused [B, C, H, W], weights [B, heads, I, H, W] summing to 1 over present modalities).
         """
-        mask = _check(features, present, self.num_inputs)
-        tracks = _masked_tracks(features, mask)  # I x [B, C, H, W]
-        mean = _masked_mean(tracks, mask)  # [B, C, H, W]
+        mask, complete = _check(features, present, self.num_inputs)
+        tracks = _masked_tracks(features, mask, complete)  # I x [B, C, H, W]
+        mean = _masked_mean(tracks, mask, complete)  # [B, C, H, W]
         q = self.query(mean)  # [B, Ck, H, W]
         k = [proj(track) for proj, track in zip(self.keys, tracks)]  # I x [B, Ck, H, W]
         v = [proj(track) for proj, track in zip(self.values, tracks)]  # I x [B, C, H, W]
         if self.reading == "modality":
-            attended, weights = self._across_modalities(q, k, v, mask)
+            attended, weights = self._across_modalities(q, k, v, None if complete else mask)
         else:
             attended, weights = self._across_positions(q, torch.stack(k, dim=1), torch.stack(v, dim=1), mask)
         if self.out is None:
@@ -222,9 +223,10 @@ class MutualAttentionFusion(nn.Module):
         return mean + self.out(attended), weights
 
     def _across_modalities(
-        self, q: Tensor, k: list[Tensor], v: list[Tensor], mask: Tensor
+        self, q: Tensor, k: list[Tensor], v: list[Tensor], mask: Tensor | None
     ) -> tuple[Tensor, Tensor]:
-        """Per-pixel softmax over modalities. Returns ([B, C, H, W], [B, heads, I, H, W]).
+        """Per-pixel softmax over modalities (``mask`` None: every modality present). Returns ([B, C, H, W],
+        [B, heads, I, H, W]).
 
         Works on the I tracks one at a time (no [B, I, C, H, W] stack) and keeps the inputs' memory
         layout (NCHW or NHWC), so the elementwise work stays a few passes over [B, C, H, W].
@@ -236,7 +238,7 @@ class MutualAttentionFusion(nn.Module):
         logits = torch.stack(
             [(qh * key.view(b, nh, ck // nh, h, w)).sum(dim=2) / scale for key in k], dim=1
         )  # [B, I, nh, H, W]
-        if not bool((mask > 0).all()):
+        if mask is not None:
             logits = logits.masked_fill(mask[:, :, None, None, None] == 0, float("-inf"))
         weights = logits.softmax(dim=1)  # absent modalities get exactly 0
         attended = weights[:, 0, :, None] * v[0].view(b, nh, c // nh, h, w)
