@@ -21,6 +21,7 @@ import yaml
 from mutual_seg.errors import MutualSegError
 from mutual_seg.report.stats import paired_comparison
 from mutual_seg.results import Run, find_runs
+from mutual_seg.runtime.atomic import atomic_write_text
 
 Cell = tuple[str, str, str, float]  # variant, modality set, model, modality dropout
 
@@ -106,6 +107,5 @@ def write_ablation_table(study: Path, out: Path | None, overwrite: bool) -> str:
         raise MutualSegError(f"no job folders (summary.json + config.yaml) under {study}; run the study first "
                              "(make ablation) or point at its folder")
     text = table(cells, failed)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+    atomic_write_text(target, text)  # a table cut short by a crash never replaces a whole one
     return text
