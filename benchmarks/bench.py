@@ -149,7 +149,7 @@ def cohort(pool: Path, n: int, dest: Path) -> Path:
     return dest
 
 
-def bench_models(mode: dict[str, Any], subject: dict[str, Any], crop: list[int], tmp: Path,
+def bench_models(mode: dict[str, Any], subject: dict[str, Any], crop: list[int], tmp: Path, where: str,
                  rows: list[dict[str, Any]], save) -> list[dict[str, Any]]:
     """Every model at each width, the matched peer beside the mutual-attention model, then the fast paths.
 
@@ -157,12 +157,13 @@ def bench_models(mode: dict[str, Any], subject: dict[str, Any], crop: list[int],
     peer at every width; the other fast paths at the first width. Cropped rows measure training only (whole-
     volume inference crops to the brain box on every path already).
 
-    Rows are appended to ``rows`` and ``save()`` is called after each, so a run cut short keeps what it measured.
+    ``where`` is the device the models run on (:func:`device`, decided once per run). Rows are appended to
+    ``rows`` and ``save()`` is called after each, so a run cut short keeps what it measured.
     """
     from models import peer_features
 
     base = {"slice": mode["slice"], "train_steps": mode["train_steps"], "train_seconds": mode["train_seconds"],
-            "inference_repeats": mode["inference_repeats"], "subject": subject, "device": device()}
+            "inference_repeats": mode["inference_repeats"], "subject": subject, "device": where}
     all_widths = widths()
     for width in mode["widths"]:
         features = all_widths[width]
@@ -207,7 +208,7 @@ def crop_window(full: Path, work: Path) -> dict[str, Any]:
             "pixel_share": round(dataset.crop_size[0] * dataset.crop_size[1] / (whole[0] * whole[1]), 3)}
 
 
-def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Path) -> dict[str, Any]:
+def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Path, where: str) -> dict[str, Any]:
     cache = work / "cache_full"
     shutil.rmtree(cache, ignore_errors=True)
     prep = loader_bench.preprocess(full, cache)
@@ -215,7 +216,7 @@ def bench_data(mode: dict[str, Any], full: Path, pool: Path, work: Path, tmp: Pa
     rates = []
     for workers in (0, 2):
         for augment in ("off", "loader", "device"):
-            rates.append(loader_bench.loader_rate(full, cache, workers, augment, mode["loader_seconds"], device()))
+            rates.append(loader_bench.loader_rate(full, cache, workers, augment, mode["loader_seconds"], where))
             console.log(f"loader: {rates[-1]}")
     scale = []
     for n in mode["cohorts"]:
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                         device=result["device"])
     console.log(f"matmul peak: {result['matmul_peak']}")
     full, pool = make_data(work, mode)
-    result["data"] = bench_data(mode, full, pool, work, tmp)
+    result["data"] = bench_data(mode, full, pool, work, tmp, result["device"])
     result["models"] = []
 
     def save(complete: bool = False) -> None:
@@ -279,8 +280,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["data"]["brain_crop"] = crop_window(full, work)
     console.log(f"brain crop: {result['data']['brain_crop']}")
     save()
-    bench_models(mode, inference_subject(full, work), result["data"]["brain_crop"]["window"], tmp, result["models"],
-                 save)
+    bench_models(mode, inference_subject(full, work), result["data"]["brain_crop"]["window"], tmp, result["device"],
+                 result["models"], save)
     setting = ddp_setting(mode)
     if setting is not None:
         console.log(f"DDP: {setting[0]} against {setting[1]} ...")
