@@ -66,17 +66,10 @@ LOADER_WORKERS = 2  # loader worker processes in the cohort-scale measurement (c
 
 def widths() -> dict[str, list[int]]:
     """The default network width (conf/model) and the demo's (conf/experiment/demo), read from conf/."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from mutual_seg.config import compose
 
-    from mutual_seg.config import CONFIG_DIR, register_resolvers
-
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        default = compose("config", overrides=["paths.output_dir=/tmp"]).model.net.features
-        demo = compose("config", overrides=["experiment=demo", "paths.output_dir=/tmp"]).model.net.features
-    GlobalHydra.instance().clear()
+    default = compose(["paths.output_dir=/tmp"]).model.net.features
+    demo = compose(["experiment=demo", "paths.output_dir=/tmp"]).model.net.features
     return {"default": list(default), "demo": list(demo)}
 
 

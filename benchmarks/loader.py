@@ -21,18 +21,12 @@ from machine import children_rss_mb, current_rss_mb, peak_rss_mb
 
 def build_datamodule(root: Path, cache: Path, workers: int, overrides: tuple[str, ...] = ()):
     """The run's data module (Hydra compose of conf/), on ``root`` with its cache in ``cache``."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    from mutual_seg.config import CONFIG_DIR, register_resolvers
+    from mutual_seg.config import compose
 
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[
-            f"data.layout.root={root}", f"paths.cache_dir={cache}", f"data.num_workers={workers}",
-            "data.cache_workers=0", "paths.output_dir=/tmp", "n_folds=2", *overrides])
+    cfg = compose([f"data.layout.root={root}", f"paths.cache_dir={cache}", f"data.num_workers={workers}",
+                   "data.cache_workers=0", "paths.output_dir=/tmp", "n_folds=2", *overrides])
     return instantiate(cfg.data)
 
 

@@ -62,16 +62,13 @@ def peer_features(target_params: int, in_channels: int, out_channels: int) -> li
 
 def build_module(spec: dict[str, Any]):
     """The project's SegModule as a run builds it (Hydra compose), with the peer's net swapped in if asked."""
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from mutual_seg.config import CONFIG_DIR, register_resolvers
+    from mutual_seg.config import compose
 
-    register_resolvers()
     overrides = [f"model={spec['model']}", f"modality={spec['modality']}", "paths.output_dir=/tmp",
                  f"model.net.features=[{','.join(map(str, spec['features']))}]"]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides + list(spec.get("overrides", [])))
+    cfg = compose(overrides + list(spec.get("overrides", [])))
     module = instantiate(cfg.module, _recursive_=False)
     if spec.get("peer_features"):
         peer = PeerNet(len(cfg.modality.names), int(cfg.data.out_channels), spec["peer_features"])

@@ -25,10 +25,9 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from mutual_seg.config import CONFIG_DIR, register_resolvers
+from mutual_seg.config import compose
 from mutual_seg.data.inputs import subject_from_folder
 from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.ensemble import Ensemble
@@ -43,9 +42,7 @@ RESULTS = Path(__file__).parent / "results"
 def default_ensemble(overrides: list[str]) -> Ensemble:
     """The default config's network (untrained) and settings, as a one-member ensemble built as ``load_ensemble``
     builds one from a checkpoint (``module.fast_path``: layout, BatchNorm folded), with the run's malloc settings."""
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose(overrides)
     tune_malloc(cfg.malloc)
     module = instantiate(cfg.module, _recursive_=False)
     module.net.eval()

@@ -186,8 +186,8 @@ def data_lines(data: dict[str, Any]) -> list[str]:
 def ddp_lines(ddp: dict[str, Any] | None) -> list[str]:
     """The 2-process DDP comparison (bench.py runs it on machines with 2 GPUs, and in the smoke mode)."""
     if not ddp:
-        return ["Not measured: it needs a machine with 2 GPUs (2 processes on the CPU cores one process already "
-                "uses measure nothing)."]
+        return [("Not measured: it needs a machine with 2 GPUs (2 processes on the CPU cores one process already "
+                 "uses measure nothing).")]
     if "error" in ddp:
         return [f"Failed: {ddp['error']}"]
     n1, n2 = ddp["batches"]

@@ -1,15 +1,22 @@
-"""Where the Hydra config tree lives, the resolvers it uses, and early checks of config-group choices.
+"""Where the Hydra config tree lives, the resolvers it uses, and the one way to compose it outside a Hydra run.
 
 ``conf/`` sits at the top of a checkout and is packaged into the wheel as ``mutual_seg/conf``; both are found.
+Checking a command line's overrides is ``runtime/overrides.py``'s job; this module only knows the tree.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+from hydra import compose as _hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from hydra.initialize import get_gh_backup, restore_gh_from_backup
+from omegaconf import DictConfig, OmegaConf
 
 from mutual_seg.errors import ConfigError
 
@@ -17,10 +24,9 @@ _PACKAGED = Path(__file__).resolve().parent / "conf"
 _CHECKOUT = Path(__file__).resolve().parents[1] / "conf"
 CONFIG_DIR: Path = _PACKAGED if _PACKAGED.is_dir() else _CHECKOUT
 
-# Groups whose choices are files in conf/<group>/; the names users see in errors.
+# Groups whose choices are files in conf/<group>/.
 GROUPS = ("data", "modality", "model", "loss", "optim", "trainer", "callbacks", "logger", "experiment",
           "hparams_search", "hydra/launcher")
-_NOUNS = {"data": "data set", "model": "model", "hydra/launcher": "launcher", "hparams_search": "search"}
 
 
 def register_resolvers() -> None:
@@ -49,10 +55,51 @@ def folder_name(name: str, limit: int = 200) -> str:
 
 
 def _budget_widths(table, model: str, modality: str):
-    from mutual_seg.models.budget import widths_for  # lazy: torch is not needed to read configs
-
     # a ListConfig, not a list: OmegaConf.resolve (run by instantiate) only stores config nodes or primitives
     return OmegaConf.create(widths_for(table, model, modality))
+
+
+def widths_for(table: Mapping[str, Any] | None, model: str, modality: str) -> list[int]:
+    """The ``features`` of one ablation cell from its width table (the ``${budget_widths:...}`` resolver).
+
+    The table itself is computed by ``models/budget.py`` (``python experiments/budget.py --budget <n>``).
+
+    Raises:
+        ConfigError: the table has no entry for this model and modality set.
+    """
+    entry = (table or {}).get(model, {}).get(modality) if isinstance((table or {}).get(model), Mapping) else None
+    if entry is None:
+        cells = ", ".join(f"{m}/{s}" for m, row in (table or {}).items() for s in row)
+        raise ConfigError(
+            f"the ablation's width table (ablation.widths) has no entry for model={model} with modality={modality} "
+            f"(it has {cells or 'none'}); add it from `python experiments/budget.py --budget <n>`"
+        )
+    return [int(w) for w in entry]
+
+
+def compose(overrides: Sequence[str] = (), *, hydra: bool = False) -> DictConfig:
+    """The config ``python -m mutual_seg.run OVERRIDES`` would run with, composed outside a Hydra run.
+
+    The one place that composes ``conf/`` by hand (override checks, ``mutual-seg-check``, the width table,
+    benchmarks, tests). Hydra's global state is put back as it was, so this is safe inside a running job.
+
+    Args:
+        overrides: ``key=value`` strings, no sweeps.
+        hydra: keep the ``hydra`` node (run folder, choices, overrides).
+
+    Raises:
+        ConfigError: an override Hydra cannot apply, in one line.
+    """
+    register_resolvers()
+    saved = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return _hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
+    except HydraException as err:
+        raise ConfigError(f"invalid override: {str(err).splitlines()[0]}") from err
+    finally:
+        restore_gh_from_backup(saved)
 
 
 def group_options(group: str) -> list[str]:
@@ -65,20 +112,3 @@ def group_options(group: str) -> list[str]:
         Plugins.instance()  # discovers the installed plugins, which register their configs (e.g. submitit_slurm)
         names |= {n.removesuffix(".yaml") for n in ConfigStore.instance().list(group)}
     return sorted(names)
-
-
-def check_group_overrides(overrides: Sequence[str]) -> None:
-    """Fail early, in one line, on an unknown choice such as ``modality=foo`` (Hydra's own error is multi-line).
-
-    Raises:
-        ConfigError: naming the unknown choice and listing the valid ones.
-    """
-    for override in overrides:
-        key, sep, value = override.lstrip("+~").partition("=")
-        if not sep or key not in GROUPS or "(" in value or value in ("", "null"):
-            continue  # not a group choice, or a sweep function such as glob(*) that Hydra expands itself
-        options = group_options(key)
-        for choice in value.replace("[", "").replace("]", "").split(","):  # a sweep a,b or a list [a,b]
-            if choice not in options:
-                noun = _NOUNS.get(key, key)
-                raise ConfigError(f"unknown {noun} {choice!r} in {override!r}; valid {key} choices: {', '.join(options)}")

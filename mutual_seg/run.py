@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
+from mutual_seg.config import CONFIG_DIR, register_resolvers
 from mutual_seg.data.check import check_before_training
 from mutual_seg.errors import MutualSegError
 from mutual_seg.lit import SegModule, check_checkpoint
@@ -31,6 +31,7 @@ from mutual_seg.runtime.guards import check_run_switches
 from mutual_seg.runtime.job import record_failure, run_job, sweep_value
 from mutual_seg.runtime.loggers import build_loggers
 from mutual_seg.runtime.malloc import tune_malloc
+from mutual_seg.runtime.overrides import check_group_overrides
 from mutual_seg.runtime.preflight import preflight
 from mutual_seg.runtime.provenance import data_fingerprint, write_provenance
 from mutual_seg.runtime.resume import plan_run

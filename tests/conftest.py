@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from mutual_seg.config import CONFIG_DIR, register_resolvers
+from mutual_seg.config import compose
 
 TINY_SHAPE = (48, 48, 24)
 
@@ -29,31 +27,27 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def compose_config(overrides: list[str], data_root: Path, out_dir: Path) -> DictConfig:
     """The run config as `python -m mutual_seg.run` composes it, made tiny: CPU, few steps, no logger."""
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            return_hydra_config=True,
-            overrides=[
-                "trainer=cpu",
-                "logger=none",
-                "trainer.max_epochs=1",
-                "trainer.limit_train_batches=2",
-                "trainer.enable_model_summary=false",
-                "~callbacks.progress_bar",
-                "data.num_workers=0",
-                "data.cache_workers=0",
-                "data.batch_size=4",
-                "model.net.features=[4,8,16]",
-                # 2 training steps from the default 1 % output prior predict no tumour at all, and empty masks
-                # would make every agreement test (predict vs test step, bf16 vs float32) pass trivially: start
-                # these tiny runs at 1/2 instead
-                "model.net.output_prior=0.5",
-                "n_folds=2",
-                *overrides,
-            ],
-        )
+    cfg = compose(
+        [
+            "trainer=cpu",
+            "logger=none",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.enable_model_summary=false",
+            "~callbacks.progress_bar",
+            "data.num_workers=0",
+            "data.cache_workers=0",
+            "data.batch_size=4",
+            "model.net.features=[4,8,16]",
+            # 2 training steps from the default 1 % output prior predict no tumour at all, and empty masks
+            # would make every agreement test (predict vs test step, bf16 vs float32) pass trivially: start
+            # these tiny runs at 1/2 instead
+            "model.net.output_prior=0.5",
+            "n_folds=2",
+            *overrides,
+        ],
+        hydra=True,
+    )
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.data.layout.root = str(data_root)

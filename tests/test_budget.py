@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mutual_seg.config import CONFIG_DIR, register_resolvers
+from mutual_seg.config import CONFIG_DIR, compose, widths_for
 from mutual_seg.errors import ConfigError
-from mutual_seg.models.budget import CELLS, TOLERANCE, count_parameters, match_budget, widths_for
+from mutual_seg.models.budget import CELLS, TOLERANCE, count_parameters, match_budget
 
 
 def _ablation_net(model: str, modality: str):
     """The network `python -m mutual_seg.run experiment=ablation model=<model> modality=<modality>` builds."""
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=ablation", f"model={model}", f"modality={modality}"],
-                      return_hydra_config=True)
+    cfg = compose(["experiment=ablation", f"model={model}", f"modality={modality}"], hydra=True)
     HydraConfig.instance().set_config(cfg)  # the widths are looked up by the model choice, as in a real run
     net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
     return instantiate(net_cfg), int(cfg.ablation.budget), net_cfg
@@ -57,5 +51,5 @@ def test_match_budget_lands_near_the_target_and_keeps_heads_dividing_the_widths(
 
 
 def test_a_cell_missing_from_the_width_table_is_a_one_line_config_error():
-    with pytest.raises(ConfigError, match="no entry for model=mean with modality=t1.*mutual_seg.models.budget"):
+    with pytest.raises(ConfigError, match="no entry for model=mean with modality=t1.*experiments/budget.py"):
         widths_for({"mean": {"flair_t2w": [8, 16, 32, 64]}}, "mean", "t1")

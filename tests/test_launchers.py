@@ -8,21 +8,17 @@ import sys
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from pytorch_lightning.utilities import rank_zero_only
 
-from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
+from mutual_seg.config import compose
 from mutual_seg.errors import ConfigError
 from mutual_seg.runtime.ddp import JobDDPStrategy
+from mutual_seg.runtime.overrides import check_group_overrides
 
 
 def _compose(overrides: list[str]):
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    return compose(overrides, hydra=True)
 
 
 def test_slurm_launcher_composes_with_two_tasks_and_gpus_matching_trainer_ddp():

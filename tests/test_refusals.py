@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from mutual_seg.config import group_options
+from mutual_seg.config import compose, group_options
 from mutual_seg.errors import ConfigError, OutputError
 from mutual_seg.metrics import METRIC_NAMES
 from mutual_seg.results import write_results, write_untested
 from mutual_seg.run import main, train
-from mutual_seg.runtime.overrides import compose_config
 from mutual_seg.runtime.resume import finished_summary
 
 
@@ -151,7 +150,7 @@ def _named_keys() -> dict[str, set[str]]:
 
 @cache
 def _composed(group: str, choice: str):
-    return compose_config([f"{group}={choice}"] if choice else [])
+    return compose([f"{group}={choice}"] if choice else [], hydra=True)
 
 
 def test_every_config_key_named_in_a_message_exists():

@@ -201,10 +201,10 @@ def _layout(kind: str, data: Path) -> Any:
     """The layout reader with its defaults from ``conf/data/<kind>.yaml`` (one owner of those defaults)."""
     from hydra.utils import instantiate
 
-    from mutual_seg.runtime.overrides import compose_config
+    from mutual_seg.config import compose
 
     key = "data.layout.csv_path" if kind == "manifest" else "data.layout.root"
-    cfg = compose_config([f"data={kind}", f"{key}='{data}'"])
+    cfg = compose([f"data={kind}", f"{key}='{data}'"])
     return instantiate(cfg.data.layout), list(cfg.data.preprocessing.label_allowed)
 
 

@@ -6,16 +6,17 @@ encoder, concatenation adds a 1x1 conv per scale, mutual attention adds I + 2 of
 ``features`` are scaled (keeping the 1:2:4:8 shape as closely as integer channels allow) until its parameter
 count lands on a shared budget.
 
-The ablation's width table (``conf/experiment/ablation.yaml``) is written by this module's command line::
+The ablation's width table (``conf/experiment/ablation.yaml``) is printed by the experiment script::
 
-    python -m mutual_seg.models.budget --budget 230000
+    python experiments/budget.py --budget 230000      # old name: python -m mutual_seg.models.budget
 
-and ``tests/test_budget.py`` checks that every entry of the table is within ``TOLERANCE`` of the budget.
+``config.widths_for`` reads the table back during a run, and ``tests/test_budget.py`` checks that every entry of
+the table is within ``TOLERANCE`` of the budget.
 """
 
 from __future__ import annotations
 
-import argparse
+import runpy
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mutual_seg.errors import ConfigError, MutualSegError
+from mutual_seg.config import compose
 
 TOLERANCE = 0.05  # the most a model may differ from the budget, relative
 SHAPE = (1, 2, 4, 8)  # relative widths per scale, as the default features [16, 32, 64, 128]
@@ -100,36 +101,9 @@ def relative_error(count: int, budget: int) -> float:
     return abs(count - budget) / budget
 
 
-def widths_for(table: Mapping[str, Any], model: str, modality: str) -> list[int]:
-    """The ``features`` of one study cell from the width table (the ``${budget_widths:...}`` resolver).
-
-    Raises:
-        ConfigError: the table has no entry for this model and modality set.
-    """
-    entry = (table or {}).get(model, {}).get(modality) if isinstance((table or {}).get(model), Mapping) else None
-    if entry is None:
-        cells = ", ".join(f"{m}/{s}" for m, row in (table or {}).items() for s in row)
-        raise ConfigError(
-            f"the ablation's width table (ablation.widths) has no entry for model={model} with modality={modality} "
-            f"(it has {cells or 'none'}); add it from `python -m mutual_seg.models.budget --budget <n>`"
-        )
-    return [int(w) for w in entry]
-
-
 def _compose_net(model: str, modality: str) -> Mapping[str, Any]:
     """The ``model.net`` node of ``experiment=ablation model=<model> modality=<modality>``, resolved."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from mutual_seg.config import CONFIG_DIR, register_resolvers
-
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"model={model}", f"modality={modality}"])
-    net = OmegaConf.to_container(cfg.model.net, resolve=True)
-    GlobalHydra.instance().clear()
-    return net
+    return OmegaConf.to_container(compose([f"model={model}", f"modality={modality}"]).model.net, resolve=True)
 
 
 def width_table(budget: int, cells: Sequence[tuple[str, str]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -151,29 +125,11 @@ CELLS: tuple[tuple[str, str], ...] = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the YAML width table for ``conf/experiment/ablation.yaml``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, required=True, help="target parameter count, e.g. 230000")
-    args = parser.parse_args(argv)
-    try:
-        if args.budget < 1000:
-            raise ConfigError(f"--budget {args.budget} is too small for any network; use e.g. 230000")
-        table = width_table(args.budget, CELLS)
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"  # computed by `python -m mutual_seg.models.budget --budget {args.budget}`")
-    print("  widths:")
-    for model, row in table.items():
-        print(f"    {model}:")
-        for modality, entry in row.items():
-            pct = 100 * (entry["parameters"] - args.budget) / args.budget
-            print(f"      {modality}: {entry['features']}".ljust(44) + f"# {entry['parameters']:,} parameters ({pct:+.1f} %)")
-    worst = max(relative_error(e["parameters"], args.budget) for row in table.values() for e in row.values())
-    print(f"  # largest deviation from the budget: {100 * worst:.1f} % (tolerance {100 * TOLERANCE:.0f} %)")
-    return 0 if worst <= TOLERANCE else 1
+if __name__ == "__main__":  # the old command, an alias of the experiment script in a checkout
+    from pathlib import Path
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    script = Path(__file__).resolve().parents[2] / "experiments" / "budget.py"
+    if not script.is_file():
+        sys.exit("error: the width table is printed by experiments/budget.py, which only a checkout of mutual_seg has")
+    sys.argv[0] = str(script)
+    runpy.run_path(str(script), run_name="__main__")

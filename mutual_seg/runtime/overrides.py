@@ -1,4 +1,6 @@
-"""Command-line overrides checked before Hydra runs: unknown keys, values of the wrong type, impossible values.
+"""Command-line overrides checked before Hydra runs: unknown choices, unknown keys, wrong types, impossible values.
+
+The one owner of override checking (the config tree itself and its composition are ``config.py``'s).
 
 Hydra alone turns ``fold=abc`` into a 25-line traceback deep in the run, and ``trainer.max_epoch=1`` into a
 multi-line error suggesting ``+trainer.max_epoch`` (which then fails in the Trainer). Here the config is composed
@@ -12,14 +14,13 @@ import difflib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from mutual_seg.config import CONFIG_DIR, GROUPS, register_resolvers
+from mutual_seg.config import GROUPS, compose, group_options
 from mutual_seg.errors import ConfigError
 
 # Lower bounds that nothing later checks in one line (fold/n_folds ranges belong to data/splits.py).
@@ -29,8 +30,26 @@ MINIMUM: dict[str, int] = {
     "module.inference_batch_size": 1,
 }
 _MISSING = object()
+_NOUNS = {"data": "data set", "model": "model", "hydra/launcher": "launcher", "hparams_search": "search"}
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", list: "a list, e.g. [1,2]",
           dict: "a group of settings (or null)"}
+
+
+def check_group_overrides(overrides: Sequence[str]) -> None:
+    """Fail early, in one line, on an unknown choice such as ``modality=foo`` (Hydra's own error is multi-line).
+
+    Raises:
+        ConfigError: naming the unknown choice and listing the valid ones.
+    """
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or key not in GROUPS or "(" in value or value in ("", "null"):
+            continue  # not a group choice, or a sweep function such as glob(*) that Hydra expands itself
+        options = group_options(key)
+        for choice in value.replace("[", "").replace("]", "").split(","):  # a sweep a,b or a list [a,b]
+            if choice not in options:
+                noun = _NOUNS.get(key, key)
+                raise ConfigError(f"unknown {noun} {choice!r} in {override!r}; valid {key} choices: {', '.join(options)}")
 
 
 def parse(args: Sequence[str]) -> list[Override]:
@@ -45,7 +64,7 @@ def _first(overrides: Sequence[Override]) -> list[str]:
     """The overrides with each sweep (``a,b``/``range``) reduced to its first value, for composing one job.
 
     A ``glob(...)`` over a group's choices needs Hydra's config loader to expand; such an override is left out
-    (its choices were checked by ``config.check_group_overrides``).
+    (its choices were checked by ``check_group_overrides``).
     """
     lines = []
     for override in overrides:
@@ -64,16 +83,6 @@ def _values(override: Override) -> Iterator[Any]:
         yield from override.sweep_iterator()
     else:
         yield override.value()
-
-
-def compose_config(args: Sequence[str]) -> DictConfig:
-    """The run config for ``args`` (``key=value`` strings, sweeps reduced to their first value)."""
-    register_resolvers()
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=list(args), return_hydra_config=True)
-    except HydraException as err:
-        raise ConfigError(f"invalid override: {str(err).splitlines()[0]}") from err
 
 
 def _keys(node: Any, prefix: str = "") -> Iterator[str]:
@@ -164,7 +173,7 @@ def check_overrides(args: Sequence[str]) -> DictConfig:
     overrides = [o for o in parsed if not o.key_or_group.startswith("hydra")]
     structural = [o for o in overrides if o.key_or_group in GROUPS or o.is_add() or o.is_delete() or o.is_force_add()]
     plain = [o for o in overrides if o not in structural]
-    base = compose_config(_first(structural))
+    base = compose(_first(structural), hydra=True)
     for override in plain:
         key = override.key_or_group
         if not _exists(base, key):
@@ -176,7 +185,7 @@ def check_overrides(args: Sequence[str]) -> DictConfig:
             )
         for value in _values(override):
             check_value(key, value, _default(base, key), override.input_line)
-    cfg = compose_config(_first(parsed))  # with hydra.run.dir & co.: the run folder it will write
+    cfg = compose(_first(parsed), hydra=True)  # with hydra.run.dir & co.: the run folder it will write
     for key, low in MINIMUM.items():  # also values that come from experiment files
         value = _default(cfg, key)
         if type(value) is int and value < low:
