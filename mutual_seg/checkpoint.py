@@ -87,6 +87,11 @@ def upgrade(hparams: Any) -> None:
     net = hparams.get("net") if isinstance(hparams, Mapping) else None
     if isinstance(net, MutableMapping) and str(net.get("_target_", "")).endswith("SegNet"):
         net.setdefault("output_prior", None)
+    loss = hparams.get("loss") if isinstance(hparams, Mapping) else None
+    if isinstance(loss, MutableMapping) and str(loss.get("_target_", "")).endswith(("DiceLoss", "DiceBCELoss")):
+        loss.setdefault("batch_dice", True)  # conf/loss gained the key in issue 18; the code's default was True
+        if str(loss["_target_"]).endswith("DiceBCELoss"):
+            loss.setdefault("pos_weight", None)
     fusion = net.get("fusion") if isinstance(net, Mapping) else None
     if isinstance(fusion, MutableMapping) and str(fusion.get("_target_", "")).endswith("MutualAttentionFusion"):
         fusion.setdefault("output", "residual")

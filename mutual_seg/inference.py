@@ -22,9 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mutual_seg.postprocess import keep_largest_component, remove_small_components
-
-BOX_MARGIN = 8  # voxels kept around the brain in-plane: the receptive field sees real background
+from mutual_seg.masks import brain_box, keep_largest_component, remove_small_components
 
 # In-plane flips of [B, I, X, Y] slices for test-time augmentation (each is its own inverse).
 _FLIPS: tuple[tuple[int, ...], ...] = ((), (-2,), (-1,), (-2, -1))
@@ -60,24 +58,6 @@ class VolumePrediction:
 
     probabilities: Tensor
     attention: Tensor | None
-
-
-def brain_box(mask: Tensor | None, margin: int = BOX_MARGIN) -> tuple[Tensor, slice, slice] | None:
-    """Slices with brain and the in-plane box around the brain of a [Z, X, Y] mask.
-
-    Returns:
-        (indices of the slices holding brain, x range, y range widened by ``margin``), or None when
-        there is no mask or it is empty (then the whole volume is predicted).
-    """
-    if mask is None or not bool(mask.any()):
-        return None
-    mask = mask.bool()
-    slices = torch.nonzero(mask.flatten(1).any(dim=1)).flatten()
-    ranges = []
-    for axis, other in ((1, 2), (2, 1)):
-        hits = torch.nonzero(mask.any(dim=other).any(dim=0)).flatten()
-        ranges.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
-    return slices, ranges[0], ranges[1]
 
 
 def attention_map(net: nn.Module, size: tuple[int, int]) -> Tensor | None:

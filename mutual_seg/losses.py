@@ -29,18 +29,18 @@ class DiceLoss(nn.Module):
     Args:
         smooth: Added to numerator and denominator (> 0) so that an empty target and an empty
             prediction score Dice 1 instead of 0/0; 1.0 is the usual choice.
-        batch_dice: True (default): sum over batch and space, one Dice per channel. False: one
+        batch_dice: True (``conf/loss``): sum over batch and space, one Dice per channel. False: one
             Dice per slice and channel, then the mean (kept for comparison; collapses on mostly
             empty slices, see the module docstring).
 
     Example::
 
-        >>> loss = DiceLoss(smooth=1.0)
+        >>> loss = DiceLoss(smooth=1.0, batch_dice=True)
         >>> loss(torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8))  # p = 0.5 everywhere
         tensor(0.3316)
     """
 
-    def __init__(self, smooth: float, batch_dice: bool = True) -> None:
+    def __init__(self, smooth: float, batch_dice: bool) -> None:
         super().__init__()
         if not smooth > 0:
             raise ConfigError(
@@ -82,15 +82,15 @@ class DiceBCELoss(nn.Module):
         bce_weight: Weight of the BCE term (>= 0; 0 gives plain Dice).
         pos_weight: Optional weight of positive pixels in the BCE (> 0), e.g. the background /
             tumour pixel ratio to counter imbalance; None weighs both classes equally.
-        batch_dice: Dice over the whole batch (default) or per slice, see ``DiceLoss``.
+        batch_dice: Dice over the whole batch (``conf/loss``) or per slice, see ``DiceLoss``.
     """
 
     def __init__(
         self,
         smooth: float,
         bce_weight: float,
-        pos_weight: float | None = None,
-        batch_dice: bool = True,
+        pos_weight: float | None,
+        batch_dice: bool,
     ) -> None:
         super().__init__()
         if not bce_weight >= 0:

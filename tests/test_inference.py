@@ -13,13 +13,12 @@ import torch
 from mutual_seg.inference import (
     InferenceSettings,
     attention_map,
-    brain_box,
     predict_volume,
     segment,
 )
+from mutual_seg.masks import brain_box, keep_largest_component
 from mutual_seg.models.fusion import ConcatFusion, MutualAttentionFusion
 from mutual_seg.models.network import SegNet
-from mutual_seg.postprocess import keep_largest_component
 
 SETTINGS = InferenceSettings(threshold=0.5, batch_size=3, min_component_mm3=0.0, largest_component=False, tta=False)
 
@@ -28,7 +27,8 @@ def tiny_net(seed: int = 0, fusion=MutualAttentionFusion) -> SegNet:
     torch.manual_seed(seed)
     options = ({"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "paper"}
                if fusion is MutualAttentionFusion else {})
-    return SegNet(["flair", "t2w"], 1, [4, 8], partial(fusion, **options), None).eval()
+    return SegNet(["flair", "t2w"], 1, [4, 8], partial(fusion, **options), None,
+                  modality_dropout=0.0, early_fusion=False, convs_per_stage=2).eval()
 
 
 @pytest.fixture(scope="module")

@@ -42,9 +42,13 @@ FACTORIES = {
 }
 
 
+# conf/model/base.yaml's settings that these tests do not vary (SegNet takes every setting as an argument)
+PLAIN = {"modality_dropout": 0.0, "convs_per_stage": 2}
+
+
 def make_net(kind: str, num: int, **kwargs) -> SegNet:
     torch.manual_seed(0)
-    kwargs.setdefault("output_prior", None)
+    kwargs = {"output_prior": None, **PLAIN, **kwargs}
     return SegNet(NAMES[:num], 2, FEATURES, FACTORIES[kind], early_fusion=kind == "early", **kwargs)
 
 
@@ -215,13 +219,15 @@ def test_unknown_names_raise_config_error_listing_valid_ones() -> None:
                 MutualAttentionFusion, reading="token", token_scales=[5], heads=1, key_channels=None, output="residual"
             ),
             None,
+            early_fusion=False,
+            **PLAIN,
         )
     with pytest.raises(ConfigError, match="duplicates"):
-        SegNet(["flair", "flair"], 1, FEATURES, partial(MeanFusion), None)
+        SegNet(["flair", "flair"], 1, FEATURES, partial(MeanFusion), None, early_fusion=False, **PLAIN)
     with pytest.raises(ConfigError, match="heads"):
-        SegNet(["flair"], 1, [3, 6], FACTORIES["mutual_modality"], None)  # heads=2 does not divide 3
+        SegNet(["flair"], 1, [3, 6], FACTORIES["mutual_modality"], None, early_fusion=False, **PLAIN)  # heads=2 does not divide 3
     with pytest.raises(ConfigError, match=r"output_prior must be in \(0, 1\) or null, got 1.5"):
-        SegNet(["flair"], 1, FEATURES, partial(MeanFusion), 1.5)
+        SegNet(["flair"], 1, FEATURES, partial(MeanFusion), 1.5, early_fusion=False, **PLAIN)
 
 
 def test_select_present_order_and_extras() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mutual_seg.masks import remove_small_components
 from mutual_seg.metrics import segmentation_metrics
-from mutual_seg.postprocess import remove_small_components
 
 
 def _two_blobs() -> np.ndarray:

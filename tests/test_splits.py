@@ -25,14 +25,14 @@ def test_folds_are_stable_and_seeded():
 
 
 def test_split_parts_are_disjoint_and_validation_comes_from_training_patients():
-    split = make_split(PATIENTS, fold=1, n_folds=5, seed=0, val_fraction=0.15)
+    split = make_split(PATIENTS, fold=1, n_folds=5, seed=0, val_fraction=0.15, fixed_test=None)
     assert len(split.test) == 7 and len(split.val) == 4 and len(split.train) == 24
     assert not set(split.train) & set(split.val) and not set(split.test) & (set(split.train) | set(split.val))
 
 
 def test_follow_up_scans_stay_with_their_patient():
     scans = PATIENTS + ["UCSF-PDGM-0003", "UCSF-PDGM-0003"]  # patient_id repeated by follow-ups
-    split = make_split(scans, fold=0, n_folds=5, seed=0, val_fraction=0.1)
+    split = make_split(scans, fold=0, n_folds=5, seed=0, val_fraction=0.1, fixed_test=None)
     parts = [p for p in (split.train, split.val, split.test) if "UCSF-PDGM-0003" in p]
     assert len(parts) == 1
 
@@ -45,7 +45,7 @@ def test_fixed_split_matches_the_paper_table1_sizes():
 @pytest.mark.parametrize("kwargs", [{"fold": 5, "n_folds": 5}, {"fold": 0, "n_folds": 1}, {"fold": 0, "n_folds": 40}])
 def test_impossible_folds_are_config_errors(kwargs):
     with pytest.raises(ConfigError):
-        make_split(PATIENTS, seed=0, val_fraction=0.1, **kwargs)
+        make_split(PATIENTS, seed=0, val_fraction=0.1, fixed_test=None, **kwargs)
 
 
 def test_fixed_test_all_makes_every_patient_a_test_patient():

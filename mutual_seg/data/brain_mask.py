@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from mutual_seg.postprocess import keep_largest_component
+from mutual_seg.masks import keep_largest_component
 
 
 def estimate_brain_mask(images: Sequence[np.ndarray]) -> np.ndarray:

@@ -66,8 +66,8 @@ class SegDataModule(pl.LightningDataModule):
         augment_on: str,
         batch_size: int,
         num_workers: int,
-        samples_per_epoch: int | None = None,
-        val_slice_step: int = 1,
+        samples_per_epoch: int | None,
+        val_slice_step: int,
     ) -> None:
         super().__init__()
         self.layout = layout

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from mutual_seg.data.augment import SliceAugment
 from mutual_seg.data.cache import CachedSubject
 from mutual_seg.errors import ConfigError
-from mutual_seg.inference import BOX_MARGIN, brain_box
+from mutual_seg.masks import brain_box
 
 SELECTIONS = ("brain", "tumour", "all")
 
@@ -50,22 +50,24 @@ class SliceDataset(Dataset):
             are kept exactly; random patches are then drawn inside the window.
         crop_multiple: the window's sides are rounded up to a multiple of this (the network's downsampling
             factor, so it needs no padding of its own).
-        crop_margin: voxels kept around the box in-plane, as whole-volume inference keeps them.
+        crop_margin: voxels kept around the box in-plane (``conf/data``: as whole-volume inference keeps them).
+
+    Every setting comes from ``conf/data/base.yaml``'s ``slices`` node (no defaults here: one owner).
     """
 
     def __init__(
         self,
         subjects: Sequence[CachedSubject],
         modalities: Sequence[str],
-        selection: str = "brain",
-        patch_size: Sequence[int] | None = None,
-        foreground_prob: float = 0.33,
-        augment: SliceAugment | None = None,
+        augment: SliceAugment | None = None,  # not a setting: the data module passes its own (or none)
         *,
+        selection: str,
+        patch_size: Sequence[int] | None,
+        foreground_prob: float,
         max_open_subjects: int,
         brain_crop: bool,
         crop_multiple: int,
-        crop_margin: int = BOX_MARGIN,
+        crop_margin: int,
     ) -> None:
         if selection not in SELECTIONS:
             raise ConfigError(f"unknown slice selection {selection!r}; valid: {', '.join(SELECTIONS)}")

@@ -51,7 +51,7 @@ def make_split(
     n_folds: int,
     seed: int,
     val_fraction: float,
-    fixed_test: int | str | None = None,
+    fixed_test: int | str | None,
 ) -> Split:
     """Split patients into train/val/test.
 

@@ -127,7 +127,8 @@ class SegNet(nn.Module):
 
         from functools import partial
         from mutual_seg.models.fusion import MeanFusion
-        net = SegNet(["flair", "t2w"], 1, [16, 32, 64, 128], partial(MeanFusion), output_prior=0.01)
+        net = SegNet(["flair", "t2w"], 1, [16, 32, 64, 128], partial(MeanFusion), output_prior=0.01,
+                     modality_dropout=0.0, early_fusion=False, convs_per_stage=2)  # conf/model/base.yaml
         logits = net(torch.randn(2, 2, 240, 240))  # [2, 1, 240, 240]
     """
 
@@ -138,9 +139,9 @@ class SegNet(nn.Module):
         features: Sequence[int],
         fusion: Callable[..., nn.Module] | None,
         output_prior: float | None,
-        modality_dropout: float = 0.0,
-        early_fusion: bool = False,
-        convs_per_stage: int = 2,
+        modality_dropout: float,
+        early_fusion: bool,
+        convs_per_stage: int,
     ) -> None:
         super().__init__()
         self.modalities: tuple[str, ...] = tuple(str(m) for m in modalities)

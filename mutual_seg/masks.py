@@ -1,6 +1,6 @@
-"""Post-processing of predicted masks: drop small 3D connected components.
+"""Geometry of 3D masks, shared by data/ and inference: connected components and the brain's bounding box.
 
-A 2D network predicts each slice on its own, so a few voxels that look like tumour far from the tumour
+Post-processing of predicted masks: a 2D network predicts each slice on its own, so a few voxels that look like tumour far from the tumour
 survive as specks. They barely move Dice but dominate the Hausdorff distance (a single speck 10 cm away
 makes Hd 100 mm). Removing components below a volume in mm^3 is the usual remedy (nnU-Net learns
 whether to keep only the largest component); the paper does none, so it is off unless configured.
@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from scipy import ndimage
+from torch import Tensor
+
+BOX_MARGIN = 8  # voxels kept around the brain in-plane by whole-volume inference: the receptive field sees background
 
 # 26-connectivity: voxels touching by a corner belong to the same component.
 _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
@@ -55,3 +59,21 @@ def keep_largest_component(mask: np.ndarray) -> np.ndarray:
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0  # background
     return labels == int(sizes.argmax())
+
+
+def brain_box(mask: Tensor | None, margin: int = BOX_MARGIN) -> tuple[Tensor, slice, slice] | None:
+    """Slices with brain and the in-plane box around the brain of a [Z, X, Y] mask.
+
+    Returns:
+        (indices of the slices holding brain, x range, y range widened by ``margin``), or None when
+        there is no mask or it is empty (then the whole volume is predicted).
+    """
+    if mask is None or not bool(mask.any()):
+        return None
+    mask = mask.bool()
+    slices = torch.nonzero(mask.flatten(1).any(dim=1)).flatten()
+    ranges = []
+    for axis, other in ((1, 2), (2, 1)):
+        hits = torch.nonzero(mask.any(dim=other).any(dim=0)).flatten()
+        ranges.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
+    return slices, ranges[0], ranges[1]
