@@ -1,0 +1,44 @@
+"""conf/ as a whole: every experiment file composes into a config whose network builds, shared parts stay shared."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from mutual_seg.config import CONFIG_DIR, compose, group_options
+from mutual_seg.models.network import SegNet
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_every_experiment_file_composes_and_its_network_builds(experiment):
+    cfg = compose([f"experiment={experiment}"], hydra=True)
+    HydraConfig.instance().set_config(cfg)  # the ablation's widths are looked up by the model choice
+    assert cfg.task_name == experiment
+    net = instantiate(OmegaConf.to_container(cfg.model.net, resolve=True))
+    assert isinstance(net, SegNet) and list(net.modalities) == list(cfg.modality.names)
+    OmegaConf.to_container(cfg.data, resolve=True)  # every interpolation of the data node resolves
+
+
+def test_model_files_share_the_network_block_of_base_yaml():
+    base = OmegaConf.load(CONFIG_DIR / "model" / "base.yaml")
+    for name in group_options("model"):
+        own = OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml")
+        assert "base" in own.get("defaults", []) or "mutual" in own.get("defaults", []), name
+        composed = compose([f"model={name}"]).model.net
+        for key in base.net:
+            if key not in own.get("net", {}):  # what a model file leaves alone comes from base.yaml
+                assert OmegaConf.to_container(composed)[key] == OmegaConf.to_container(base.net)[key], (name, key)
+
+
+def test_the_quick_tables_share_their_budget_and_the_ablation_builds_on_the_demo():
+    one, two, demo, ablation = (compose([f"experiment={e}"]) for e in ("table1_quick", "table2_quick", "demo",
+                                                                          "ablation"))
+    for key in ("data.slices.patch_size", "data.samples_per_epoch", "data.val_slice_step", "model.net.features",
+                "optim.optimizer.lr"):
+        assert OmegaConf.select(one, key) == OmegaConf.select(two, key), key
+    for key in ("data.slices.patch_size", "data.samples_per_epoch", "data.val_slice_step", "trainer.max_epochs",
+                "optim.optimizer.lr", "module.min_component_mm3", "data.batch_size"):
+        assert OmegaConf.select(ablation, key) == OmegaConf.select(demo, key), key
