@@ -72,8 +72,10 @@ reproduce-table1 reproduce-table2: reproduce-%: install
 		hydra.sweep.dir=$(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(ARGS)
 	$(BIN)/python -m mutual_seg.report $(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(REPORT_$*)
 
+# ruff, then the layering contracts of pyproject.toml's [tool.importlinter] (docs/architecture.md, "Contracts").
 lint: install
 	$(BIN)/ruff check mutual_seg tests
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) outputs multirun .cache

@@ -1,7 +1,7 @@
 """Experiment loggers of a job: built from ``cfg.logger`` (several combine), W&B set up per job, finished after it.
 
 A logger config may bring the Lightning callbacks it needs (W&B: ``LearningRateMonitor`` and the overlays of
-:mod:`mutual_seg.runtime.wandb_media`): every ``_target_`` under ``cfg.logger`` is built, loggers go to the
+:mod:`mutual_seg.report.wandb_media`): every ``_target_`` under ``cfg.logger`` is built, loggers go to the
 Trainer's ``logger``, callbacks to its ``callbacks``. ``logger=[csv,wandb]`` (or ``logger=many``) combines them.
 
 W&B: one run per job, named ``<modality set>_fold<k>``, grouped by sweep (``<task>_<sweep folder>``: two sweeps of

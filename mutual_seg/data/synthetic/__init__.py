@@ -29,7 +29,6 @@ Usage::
     python -m mutual_seg.data.synthetic --out data/synthetic --subjects 35 --seed 0
 """
 
-from mutual_seg.data.synthetic.cli import main
 from mutual_seg.data.synthetic.contrasts import VARIANTS, Variant
 from mutual_seg.data.synthetic.geometry import FOV_MM, grid_affine
 from mutual_seg.data.synthetic.metadata import METADATA_COLUMNS, sample_metadata
@@ -46,7 +45,6 @@ __all__ = [
     "Variant",
     "generate_dataset",
     "grid_affine",
-    "main",
     "sample_metadata",
     "simulate_subject",
     "subject_seed",
