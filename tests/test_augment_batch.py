@@ -37,7 +37,7 @@ def test_batched_equals_per_slice_on_the_same_draws():
     images, labels = slices()
     rng = np.random.default_rng(5)
     params = [augment.draw(rng, 2) for _ in images]
-    assert sum(p["affine"] is not None for p in params) >= 4  # rotations and zooms are exercised
+    assert sum(p.affine is not None for p in params) >= 4  # rotations and zooms are exercised
     expected = [augment.apply(i, lab, p) for i, lab, p in zip(images, labels, params)]
     got_image, got_label = batch_augment(augment, torch.from_numpy(images), torch.from_numpy(labels).float(), params)
     want_image = np.stack([e[0] for e in expected])
@@ -56,7 +56,7 @@ def test_noise_has_the_drawn_strength():
     params = [augment.draw(np.random.default_rng(i), 1) for i in range(64)]
     torch.manual_seed(0)
     out, _ = batch_augment(augment, image, torch.zeros(64, 1, 48, 48), params)
-    drawn = torch.tensor([p["channels"][0]["noise"] for p in params])
+    drawn = torch.tensor([p.channels[0].noise for p in params])
     measured = out.flatten(1).std(dim=1)
     torch.testing.assert_close(measured, drawn.float(), atol=0.004, rtol=0.05)
 
@@ -68,8 +68,8 @@ def test_draws_follow_the_per_slice_distribution():
                            generator=np.random.default_rng(1))
     rng = np.random.default_rng(2)
     draws = [augment.draw(rng, 2) for _ in range(2000)]
-    assert abs(np.mean([d["affine"] is not None for d in draws]) - 0.7) < 0.04
-    assert abs(np.mean([d["flip"][0] for d in draws]) - 0.5) < 0.04
+    assert abs(np.mean([d.affine is not None for d in draws]) - 0.7) < 0.04
+    assert abs(np.mean([d.flip[0] for d in draws]) - 0.5) < 0.04
     assert out.shape == (400, 2, 8, 8) and torch.isfinite(out).all()
 
 

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mutual_seg.data.augment import SliceAugment
+from mutual_seg.data.augment import SliceAugment, SliceDraw, log_bias_field
 
 
-def _affine_theta(params: list[dict[str, Any]], height: int, width: int, device: torch.device) -> Tensor:
+def _affine_theta(params: list[SliceDraw], height: int, width: int, device: torch.device) -> Tensor:
     """``affine_grid`` matrices [B, 2, 3] reproducing ``SliceAugment``'s rotation about the slice centre.
 
     In index space (row, col) the input read for output o is ``R (o - c) + c`` with ``R = rot(angle) / zoom``;
@@ -31,7 +31,7 @@ def _affine_theta(params: list[dict[str, Any]], height: int, width: int, device:
     cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
     theta = torch.zeros(len(params), 2, 3, dtype=torch.float64)
     for b, p in enumerate(params):
-        angle, zoom = p["affine"] if p["affine"] is not None else (0.0, 1.0)
+        angle, zoom = p.affine if p.affine is not None else (0.0, 1.0)
         cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
         # rows of R in (row, col) order: [cos, -sin], [sin, cos]
         theta[b, 0, 0] = cos                # x_in from x: R[col, col]
@@ -43,16 +43,15 @@ def _affine_theta(params: list[dict[str, Any]], height: int, width: int, device:
 
 def _bias_fields(augment: SliceAugment, coeffs: Tensor, height: int, width: int) -> Tensor:
     """Fields [B, I, H, W] from coefficients [B, I, 5], as ``SliceAugment.bias`` (normalized, exponentiated)."""
-    y = torch.linspace(-1, 1, height, device=coeffs.device, dtype=torch.float64)[:, None].expand(height, width)
-    x = torch.linspace(-1, 1, width, device=coeffs.device, dtype=torch.float64)[None, :].expand(height, width)
-    terms = torch.stack([x, y, x * y, x**2, y**2])  # [5, H, W]
-    log_field = torch.einsum("bik,khw->bihw", coeffs.double(), terms)
+    y = torch.linspace(-1, 1, height, device=coeffs.device, dtype=torch.float64)[:, None]
+    x = torch.linspace(-1, 1, width, device=coeffs.device, dtype=torch.float64)[None, :]
+    log_field = log_bias_field(coeffs.double()[..., None, None].unbind(2), y, x)  # each coefficient [B, I, 1, 1]
     peak = log_field.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
     return torch.exp(log_field * augment.bias_field / peak).float()
 
 
 def batch_augment(
-    augment: SliceAugment, image: Tensor, label: Tensor, params: list[dict[str, Any]] | None = None,
+    augment: SliceAugment, image: Tensor, label: Tensor, params: list[SliceDraw] | None = None,
     generator: np.random.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Augment a batch where it lies (CPU or GPU).
@@ -74,9 +73,9 @@ def batch_augment(
     device, label_dtype = image.device, label.dtype
     image, label = image.float(), label.float()
     for dim, k in ((2, 0), (3, 1)):
-        flip = torch.tensor([p["flip"][k] for p in params], device=device)[:, None, None, None]
+        flip = torch.tensor([p.flip[k] for p in params], device=device)[:, None, None, None]
         image, label = torch.where(flip, image.flip(dim), image), torch.where(flip, label.flip(dim), label)
-    moved = [n for n, p in enumerate(params) if p["affine"] is not None]
+    moved = [n for n, p in enumerate(params) if p.affine is not None]
     if moved:
         idx = torch.tensor(moved, device=device)
         grid = F.affine_grid(_affine_theta([params[n] for n in moved], h, w, device), [len(moved), i, h, w],
@@ -88,14 +87,14 @@ def batch_augment(
     return _intensity(augment, image, params), label.to(label_dtype)
 
 
-def _intensity(augment: SliceAugment, image: Tensor, params: list[dict[str, Any]]) -> Tensor:
+def _intensity(augment: SliceAugment, image: Tensor, params: list[SliceDraw]) -> Tensor:
     """Gamma, bias field, scale/shift and noise per slice and modality, each where it was drawn."""
     h, w = image.shape[2:]
     device = image.device
 
     def table(key: str, fill: Any, pick=lambda v: v) -> tuple[Tensor, Tensor]:
-        values = [[pick(c[key]) if c[key] is not None else fill for c in p["channels"]] for p in params]
-        drawn = [[c[key] is not None for c in p["channels"]] for p in params]
+        values = [[pick(getattr(c, key)) if getattr(c, key) is not None else fill for c in p.channels] for p in params]
+        drawn = [[getattr(c, key) is not None for c in p.channels] for p in params]
         return (torch.tensor(np.asarray(values, dtype=np.float64), device=device),
                 torch.tensor(drawn, device=device)[:, :, None, None])
 

@@ -125,7 +125,7 @@ def make_report(root: str | Path, out: str | Path | None = None, exclude: Sequen
 
 
 def _arms(runs: Sequence[Run], compare: Sequence[str] | None) -> tuple[str, str] | None:
-    names = [name for name, _ in tables._by_set(runs)]
+    names = [name for name, _ in tables.by_modality_set(runs)]
     if compare:
         missing = [c for c in compare if c not in names]
         if len(compare) != 2 or missing:

@@ -80,7 +80,7 @@ def mean_rows(rows: Sequence[dict], metrics: Sequence[str]) -> list[float]:
 def table1(runs: Sequence[Run], metrics: Sequence[str]) -> ResultTable:
     """A row per modality set: the mean over every test subject of its runs (the paper: one 25/10 split)."""
     rows = []
-    for name, group in _by_set(runs):
+    for name, group in by_modality_set(runs):
         pooled = [r for run in group for r in run.rows]
         rows.append((display_name(group[0].modalities, name), len(pooled), *mean_rows(pooled, metrics)))
     return ResultTable("table1", "Table 1. Segmentation accuracy per modality set (mean over test subjects; Hd in mm)",
@@ -89,7 +89,7 @@ def table1(runs: Sequence[Run], metrics: Sequence[str]) -> ResultTable:
 
 def table2(runs: Sequence[Run], metrics: Sequence[str], exclude: Sequence[str] = ()) -> ResultTable:
     """Per fold and modality set, then the average of the folds, then that average without ``exclude``."""
-    sets = _by_set(runs)
+    sets = by_modality_set(runs)
     folds = sorted({run.fold for run in runs if run.fold is not None})
     rows: list[tuple[object, ...]] = []
     for fold in folds:
@@ -126,7 +126,7 @@ def stats_table(comparisons: Sequence, name_a: str, name_b: str, note: str) -> R
                         "95% CI high", "Wilcoxon p"), rows, note)
 
 
-def _by_set(runs: Sequence[Run]) -> list[tuple[str, list[Run]]]:
+def by_modality_set(runs: Sequence[Run]) -> list[tuple[str, list[Run]]]:
     """Runs grouped by modality set; single modalities first (the paper's order: single, then dual)."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
