@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from mutual_seg.data.check import check_subject
 from mutual_seg.data.layouts import ManifestLayout, UCSFPDGMLayout
-from mutual_seg.data.preprocess import load_volume
+from mutual_seg.data.nifti import load_volume
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import MutualSegError
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from mutual_seg.data.cache import CachedSubject, VolumeCache
+from mutual_seg.data.nifti import load_volume
 from mutual_seg.data.preprocess import (
     PreprocessSettings,
     binarize_label,
-    load_volume,
     normalize_minmax,
     normalize_zscore,
     preprocess_subject,

@@ -16,10 +16,10 @@ from mutual_seg.data.synthetic import (
     MANIFEST,
     METADATA_COLUMNS,
     generate_dataset,
-    main,
     simulate_subject,
     subject_seed,
 )
+from mutual_seg.data.synthetic.cli import main
 from mutual_seg.errors import DataError
 
 TINY = (32, 32, 16)

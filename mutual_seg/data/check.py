@@ -33,7 +33,8 @@ import numpy as np
 from rich.progress import track
 
 from mutual_seg.data.layouts import LAYOUTS, UCSFPDGMLayout, describe_missing
-from mutual_seg.data.preprocess import binarize_label, check_geometry, load_volume
+from mutual_seg.data.nifti import load_volume
+from mutual_seg.data.preprocess import binarize_label, check_geometry
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import DataError, MutualSegError, subject_error
 

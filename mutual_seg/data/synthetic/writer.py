@@ -15,9 +15,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
+from mutual_seg.data.nifti import PARTIAL, write_nifti
 from mutual_seg.data.synthetic.contrasts import get_variant
 from mutual_seg.data.synthetic.metadata import METADATA_COLUMNS, METADATA_CSV, sample_metadata
 from mutual_seg.data.synthetic.subject import simulate_subject, subject_seed
@@ -49,16 +49,11 @@ def subject_files(out: Path, index: int) -> list[Path]:
 
 
 def _save(array: np.ndarray, affine: np.ndarray, dtype: type, path: Path) -> None:
-    """Write atomically (temp name, then rename) so an interrupted run leaves no half files."""
-    img = nib.Nifti1Image(array, affine)
-    # int16 + scale slope like scanner data: nibabel computes slope/intercept from the floats.
-    img.set_data_dtype(dtype)
-    img.header.set_xyzt_units("mm", "sec")
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    tmp = path.with_name(f".{path.name[:-7]}.partial.nii.gz")
-    nib.save(img, tmp)
-    os.replace(tmp, path)
+    """Write atomically (``data.nifti``: temp name, then rename) so an interrupted run leaves no half files.
+
+    int16 + scale slope like scanner data: nibabel computes slope/intercept from the floats.
+    """
+    write_nifti(path, array, affine, dtype=dtype, scaled=True)
 
 
 def _write_subject(out: str, index: int, seed: int, shape: tuple, variant: str) -> int:
@@ -137,7 +132,7 @@ def _remove_previous(out: Path, manifest: dict) -> None:
             f.unlink(missing_ok=True)
         folder = files[0].parent
         if folder.is_dir():
-            for tmp in folder.glob(".*.partial.nii.gz"):
+            for tmp in folder.glob(f".*{PARTIAL}.nii.gz"):  # left by a killed run
                 tmp.unlink()
             if not any(folder.iterdir()):
                 folder.rmdir()
