@@ -40,6 +40,42 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1  # bump when the preprocessing code changes what it writes
 
 
+@dataclass(frozen=True)
+class CachePlan:
+    """Where one subject's cache entries go: decided from file stats and settings alone (no pixels read).
+
+    Attributes:
+        modalities: the requested modalities, in the network's order.
+        mask_source: which mask normalization uses (``preprocess.MASK_SOURCES``).
+        mask_path: that mask's file, or None (non-zero voxels).
+        images: modality -> its ``.npy`` entry; label, mask: the other ``.npy`` entries; meta: the ``.json``
+            written last (its presence means the entry is complete).
+    """
+
+    modalities: list[str]
+    mask_source: str
+    mask_path: Path | None
+    images: dict[str, Path]
+    label: Path
+    mask: Path
+    meta: Path
+
+    @property
+    def mask_choice(self) -> tuple[str, Path | None]:
+        """``(source, path)`` as ``preprocess.choose_mask`` returns it."""
+        return self.mask_source, self.mask_path
+
+    @property
+    def entries(self) -> dict[str, Path]:
+        """The ``.npy`` entries by name: each modality, then ``label`` and ``mask``."""
+        return {**self.images, "label": self.label, "mask": self.mask}
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file of the entry, ``meta`` last."""
+        return [*self.entries.values(), self.meta]
+
+
 @dataclass
 class CachedSubject:
     """One cached subject: paths to its ``.npy`` volumes plus the geometry needed to write back NIfTI.
@@ -145,7 +181,7 @@ class VolumeCache:
         results: list[CachedSubject | None] = [None] * len(subjects)
         todo = []
         for i, plan in enumerate(plans):
-            if all(p.exists() for p in plan["paths"]):
+            if all(p.exists() for p in plan.paths):
                 results[i] = _read_meta(subjects[i], plan)
             else:
                 todo.append(i)
@@ -208,7 +244,7 @@ class VolumeCache:
                     "set the cache directory outside the data tree (e.g. paths.cache_dir)",
                 )
 
-    def _plan(self, subject: Subject, modalities: list[str]) -> dict:
+    def _plan(self, subject: Subject, modalities: list[str]) -> CachePlan:
         """Keys and file paths of one subject's entries, from file stats and settings only (no I/O on pixels)."""
         # prepare() warns once for all subjects rather than once per subject
         source, mask_path = choose_mask(subject, warn=False)
@@ -253,24 +289,25 @@ class VolumeCache:
             {"v": CACHE_VERSION, "kind": "meta", "modalities": modalities, "entries": dict(keys)}
         )
         folder = self.cache_dir / subject.id
-        files = {name: folder / f"{name}-{key}.npy" for name, key in keys.items() if name != "meta"}
-        files["meta"] = folder / f"meta-{keys['meta']}.json"
-        return {
-            "modalities": modalities,
-            "mask_choice": (source, mask_path),
-            "files": files,
-            "paths": list(files.values()),
-        }
+        return CachePlan(
+            modalities=list(modalities),
+            mask_source=source,
+            mask_path=mask_path,
+            images={m: folder / f"{m}-{keys[m]}.npy" for m in modalities},
+            label=folder / f"label-{keys['label']}.npy",
+            mask=folder / f"mask-{keys['mask']}.npy",
+            meta=folder / f"meta-{keys['meta']}.json",
+        )
 
 
-def _warn_fallbacks(subjects: Sequence[Subject], plans: list[dict]) -> None:
+def _warn_fallbacks(subjects: Sequence[Subject], plans: list[CachePlan]) -> None:
     """One warning per mask fallback, naming the subjects, instead of one line per subject."""
     fallbacks = (
         ("brain", "no parenchyma mask", "the brain mask"),
         ("nonzero", "no parenchyma or brain mask", "the non-zero voxels of each image"),
     )
     for source, missing, what in fallbacks:
-        ids = [s.id for s, p in zip(subjects, plans) if p["mask_choice"][0] == source]
+        ids = [s.id for s, p in zip(subjects, plans) if p.mask_source == source]
         if ids:
             shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
             log.warning(
@@ -279,17 +316,17 @@ def _warn_fallbacks(subjects: Sequence[Subject], plans: list[dict]) -> None:
 
 
 def _build(
-    subject: Subject, modalities: list[str], settings: PreprocessSettings, plan: dict
+    subject: Subject, modalities: list[str], settings: PreprocessSettings, plan: CachePlan
 ) -> tuple[CachedSubject | None, str | None]:
     """Preprocess and write one subject; returns (entry, None) or (None, one-line error). Runs in workers."""
     try:
         pre = preprocess_subject(
-            subject, modalities, settings, require_label=True, mask_choice=plan["mask_choice"]
+            subject, modalities, settings, require_label=True, mask_choice=plan.mask_choice
         )
     except DataError as err:
         return None, str(err)
-    files = plan["files"]
-    files["meta"].parent.mkdir(parents=True, exist_ok=True)
+    files = plan.entries
+    plan.meta.parent.mkdir(parents=True, exist_ok=True)
     arrays = {m: pre["images"][m] for m in modalities} | {
         "label": pre["label"],
         "mask": pre["mask"],
@@ -309,29 +346,28 @@ def _build(
         "shape_zxy": [shape[2], shape[0], shape[1]],
         "affine": pre["affine"].tolist(),
         "label_channels": int(pre["label"].shape[0]),  # type: ignore[union-attr]
-        "files": {name: p.name for name, p in files.items() if name != "meta"},
+        "files": {name: p.name for name, p in files.items()},
         "sources": {m: str(Path(subject.images[m]).absolute()) for m in modalities}
         | {
             "label": str(Path(subject.label).absolute()),  # type: ignore[arg-type]
-            "mask": str(plan["mask_choice"][1].absolute()) if plan["mask_choice"][1] else None,
+            "mask": str(plan.mask_path.absolute()) if plan.mask_path else None,
         },
         "settings": settings.as_dict(),
         "cache_version": CACHE_VERSION,
     }
-    _atomic_write(files["meta"], json.dumps(meta, indent=1).encode())
+    _atomic_write(plan.meta, json.dumps(meta, indent=1).encode())
     return _read_meta(subject, plan, meta), None
 
 
-def _read_meta(subject: Subject, plan: dict, meta: dict | None = None) -> CachedSubject:
-    files = plan["files"]
+def _read_meta(subject: Subject, plan: CachePlan, meta: dict | None = None) -> CachedSubject:
     if meta is None:
-        meta = json.loads(files["meta"].read_text())
+        meta = json.loads(plan.meta.read_text())
     return CachedSubject(
         id=subject.id,
         patient_id=subject.patient_id,
-        images={m: files[m] for m in plan["modalities"]},
-        label=files["label"],
-        mask=files["mask"],
+        images=dict(plan.images),
+        label=plan.label,
+        mask=plan.mask,
         spacing=tuple(float(v) for v in meta["spacing_zxy"]),  # type: ignore[arg-type]
         affine=np.asarray(meta["affine"], dtype=np.float64),
         shape=tuple(int(v) for v in meta["shape_zxy"]),  # type: ignore[arg-type]
