@@ -1,4 +1,8 @@
-"""The segmentation network: blocks, fusions, SegNet, and its size/cost summary."""
+"""The segmentation network: blocks, fusions, SegNet, its size/cost summary and equal-parameter budgets.
+
+Knows nothing of files: nothing here imports ``data/`` (a ``make lint`` contract). ``budget`` matches widths to a
+parameter budget; its width-table command is ``experiments/budget.py``.
+"""
 
 from mutual_seg.models.blocks import ConvMod, DecMod, EncMod, Map, probabilities
 from mutual_seg.models.fusion import (
