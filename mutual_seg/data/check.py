@@ -12,7 +12,7 @@ Two depths share one walk over the subjects. The *fast* part reads headers only:
 headers, 4D images, geometry (shape, affine) against the subject's first image, duplicate IDs, metadata rows
 without images and images without metadata. ``run`` performs it before training (``check_before_training``).
 The *full* part (this command) also reads every voxel, through the same loaders that training uses
-(``data/preprocess.py``: truncated files, NaN/Inf, label values), and adds empty masks and empty labels, and
+(``data/nifti.py`` and ``data/preprocess/``: truncated files, NaN/Inf, label values), and adds empty masks and empty labels, and
 tumour voxels outside the brain mask. As in nnU-Net's ``verify_dataset_integrity``, nothing stops at the first.
 """
 
