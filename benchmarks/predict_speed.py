@@ -28,10 +28,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from mutual_seg.checkpoint import Ensemble
 from mutual_seg.config import CONFIG_DIR, register_resolvers
 from mutual_seg.data.inputs import subject_from_folder
 from mutual_seg.data.preprocess import PreprocessSettings
-from mutual_seg.ensemble import Ensemble
 from mutual_seg.fastpath import native_bf16, resolve_precision
 from mutual_seg.predict import DEFAULT_PRECISION, PRECISIONS
 from mutual_seg.prediction import predict_subject

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -108,7 +108,7 @@ class FastPath:
     """
 
     # The plain path: what a checkpoint older than a switch ran with.
-    PLAIN: dict[str, bool] = {"channels_last": False, "compile": False, "fold_batchnorm": False}
+    PLAIN: ClassVar[dict[str, bool]] = {"channels_last": False, "compile": False, "fold_batchnorm": False}
 
     def __init__(self, channels_last: bool, compile: bool, fold_batchnorm: bool) -> None:
         self.channels_last = bool(channels_last)

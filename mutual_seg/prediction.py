@@ -25,15 +25,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mutual_seg import __version__
+from mutual_seg.atomic import atomic_write_bytes, atomic_write_text
+from mutual_seg.checkpoint import Ensemble, load_ensemble
 from mutual_seg.config import CONFIG_DIR
 from mutual_seg.data.inputs import expected_names, find_inputs, subject_from_files
 from mutual_seg.data.preprocess import choose_mask, preprocess_subject, slice_first
 from mutual_seg.data.subject import Subject
-from mutual_seg.ensemble import Ensemble, load_ensemble
 from mutual_seg.errors import ConfigError, MutualSegError, OutputError, subject_error
 from mutual_seg.fastpath import autocast, resolve_precision
 from mutual_seg.inference import InferenceSettings, predict_volume, segment
-from mutual_seg.runtime.atomic import atomic_write_bytes, atomic_write_text
 from mutual_seg.runtime.malloc import tune_malloc
 
 OUTPUTS = {"segmentation": "{id}_seg.nii.gz", "probabilities": "{id}_prob.nii.gz", "attention": "{id}_attention.nii.gz"}

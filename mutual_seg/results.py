@@ -1,4 +1,6 @@
-"""Per-run result files that reports read: ``metrics.csv`` (one row per test subject) and ``summary.json``.
+"""The run folder, in one place: its file names (:class:`RunFolder`), the result files a job writes there
+(``metrics.csv``, one row per test subject, and ``summary.json``) and reading them back (:func:`read_run`,
+:func:`find_runs`). Nothing else in the project spells a run folder's file names; this module does that one job.
 
 ``summary.json`` (the run-folder contract): ``status`` ("ok" | "failed"), ``error`` (null | one line), the job's
 identity (``job_identity``: task_name, modality_set, modalities, fold, seed, model, fusion, overrides),
@@ -11,19 +13,134 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from mutual_seg.errors import ResultsError
+from mutual_seg.atomic import atomic_write_text
+from mutual_seg.errors import OutputError, ResultsError
 from mutual_seg.metrics import METRIC_NAMES, summarize
-from mutual_seg.runtime.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one job folder (``hydra.run.dir``, or one job of a sweep), by name: the only place they are spelt.
+
+    ``summary.json`` and ``metrics.csv`` at the end of testing (``summary.json`` alone for a failed job),
+    ``config.yaml`` (the resolved config) and ``provenance.json`` when the job starts, ``checkpoints/{best,last}.ckpt``
+    and the Lightning CSV log ``csv/metrics.csv`` while it trains, Hydra's ``.hydra/`` and ``run.log``.
+    """
+
+    path: Path
+
+    # What a run writes into its folder; any of them means "an earlier run was here" (the guard's list).
+    RESULT_FILES: ClassVar[tuple[str, ...]] = ("summary.json", "metrics.csv", "provenance.json", "checkpoints/last.ckpt",
+                                               "checkpoints/best.ckpt", "csv/metrics.csv")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    summary = property(lambda self: self.path / "summary.json", doc="``summary.json``")
+    metrics = property(lambda self: self.path / "metrics.csv", doc="``metrics.csv``")
+    config = property(lambda self: self.path / "config.yaml", doc="``config.yaml``, the resolved config")
+    provenance = property(lambda self: self.path / "provenance.json", doc="``provenance.json``")
+    checkpoints = property(lambda self: self.path / "checkpoints", doc="``checkpoints/``")
+    best_checkpoint = property(lambda self: self.checkpoints / "best.ckpt", doc="``checkpoints/best.ckpt``")
+    last_checkpoint = property(lambda self: self.checkpoints / "last.ckpt", doc="``checkpoints/last.ckpt``")
+    csv_log = property(lambda self: self.path / "csv" / "metrics.csv", doc="Lightning's CSV log")
+    hydra_dir = property(lambda self: self.path / ".hydra", doc="Hydra's own record of the job")
+
+    def is_run(self) -> bool:
+        """Whether the folder is a job folder: it holds ``summary.json`` or ``config.yaml``."""
+        return self.summary.is_file() or self.config.is_file()
+
+    def is_sweep_job(self) -> bool:
+        """Whether Hydra made this folder as a job of a multirun (it holds ``.hydra/overrides.yaml``)."""
+        return (self.hydra_dir / "overrides.yaml").is_file()
+
+    def read_summary(self) -> dict[str, Any]:
+        """``summary.json`` as a dict ({} when absent)."""
+        return _read_json(self.summary) if self.summary.is_file() else {}
+
+    def read_config(self) -> dict[str, Any]:
+        """``config.yaml`` as plain containers, unresolved ({} when absent)."""
+        return _read_yaml(self.config) if self.config.is_file() else {}
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """``metrics.csv``'s rows, numbers as floats (``output`` as int); [] when absent."""
+        return _read_metrics(self.metrics)
+
+    def read_csv_log(self) -> list[dict[str, str]]:
+        """Rows of Lightning's CSV log (``csv/metrics.csv``), as strings; [] when absent."""
+        if not self.csv_log.is_file():
+            return []
+        with open(self.csv_log, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def hydra_choices(self) -> dict[str, Any]:
+        """Hydra's config-group choices of the job (``.hydra/hydra.yaml``: ``model``, ``modality``...); {} if unknown."""
+        data = self._hydra_yaml()
+        choices = ((data.get("hydra") or {}).get("runtime") or {}).get("choices")
+        return dict(choices) if isinstance(choices, Mapping) else {}
+
+    def job_number(self) -> int | None:
+        """Hydra's ``hydra.job.num`` of a sweep job (its order in the sweep); None if unknown."""
+        num = ((self._hydra_yaml().get("hydra") or {}).get("job") or {}).get("num")
+        try:
+            return int(num)
+        except (TypeError, ValueError):
+            return None
+
+    def _hydra_yaml(self) -> dict[str, Any]:
+        try:
+            return _read_yaml(self.hydra_dir / "hydra.yaml") if (self.hydra_dir / "hydra.yaml").is_file() else {}
+        except ResultsError:
+            return {}
+
+    def earlier_results(self) -> list[Path]:
+        """The result files an earlier run left here (empty if none)."""
+        return [self.path / name for name in self.RESULT_FILES if (self.path / name).is_file()]
+
+    def failed_only(self) -> dict[str, Any] | None:
+        """The summary of a failed job when that summary is the folder's only result (rerunning it is safe), else None."""
+        if [p.name for p in self.earlier_results()] != ["summary.json"]:
+            return None
+        try:
+            summary = self.read_summary()
+        except ResultsError:
+            return None
+        return summary if summary.get("status") == "failed" else None
+
+    def guard(self, resume: bool, overwrite: bool, remove: bool = True) -> None:
+        """Refuse to run into a folder holding earlier results, unless resuming; with ``overwrite`` remove them first.
+
+        A folder whose only result is a failed job's ``summary.json`` is a job to rerun: accepted (the run's
+        ``plan_run`` keeps the failure's record). ``remove=False`` only checks (before Hydra writes anything).
+
+        Raises:
+            OutputError: the folder holds results and neither ``resume=true`` nor ``overwrite=true`` was passed.
+        """
+        found = self.earlier_results()
+        if not found or resume or (not overwrite and self.failed_only() is not None):
+            return
+        if not overwrite:
+            names = ", ".join(str(p.relative_to(self.path)) for p in found)
+            raise OutputError(
+                f"run folder {self.path} already holds an earlier run's results ({names}); pass resume=true to "
+                f"continue it, overwrite=true to replace it, or choose another hydra.run.dir"
+            )
+        for path in found if remove else ():
+            log.warning("overwrite=true: removing %s of the earlier run", path)
+            path.unlink()
 
 
 def write_results(rows: Sequence[dict[str, Any]], out_dir: str | Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -34,11 +151,12 @@ def write_results(rows: Sequence[dict[str, Any]], out_dir: str | Path, extra: di
     writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out_dir / "metrics.csv", text.getvalue())
+    folder = RunFolder(out_dir)
+    atomic_write_text(folder.metrics, text.getvalue())
     summary = {"status": "ok", "error": None, **(extra or {}),
                "n_subjects": len({r["subject"] for r in rows}), "metrics": summarize(list(rows))}
     summary.setdefault("checkpoint", None)
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(folder.summary, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -46,29 +164,23 @@ def write_untested(out_dir: str | Path, extra: Mapping[str, Any]) -> dict[str, A
     """``summary.json`` of a job that trained but did not test (``test=false``): status ok, no metrics."""
     summary = {"status": "ok", "error": None, **extra, "n_subjects": 0, "metrics": {}}
     summary.setdefault("checkpoint", None)
-    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(RunFolder(out_dir).summary, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def write_failed(out_dir: str | Path, identity: Mapping[str, Any], error: str) -> dict[str, Any]:
     """Write the ``summary.json`` of a job that failed: its identity, status "failed" and the one-line reason."""
     summary = {"status": "failed", "error": " ".join(error.split()), **identity}
-    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(RunFolder(out_dir).summary, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def fusion_name(net: Mapping[str, Any]) -> str:
-    """Short name of a network config's fusion: early | concat | mean | mutual_modality | mutual_token ..."""
-    fusion = net.get("fusion")
-    if net.get("early_fusion") or not fusion:
-        return "early"
-    name = str(fusion.get("_target_", "")).rsplit(".", 1)[-1].removesuffix("Fusion")
-    name = "mutual" if name == "MutualAttention" else name.lower()
-    return f"{name}_{fusion['reading']}" if fusion.get("reading") else name
+def job_identity(cfg: Mapping[str, Any], fusion: str | None) -> dict[str, Any]:
+    """What identifies a run in ``summary.json``, sweep tables and W&B: modalities, fold, model, fusion, overrides.
 
-
-def job_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """What identifies a run in ``summary.json``, sweep tables and W&B: modalities, fold, model, fusion, overrides."""
+    ``fusion`` is what the network says it is (``SegNet.fusion_name``; ``models.network.fusion_name_of`` for a
+    config whose network was not built).
+    """
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
@@ -76,7 +188,7 @@ def job_identity(cfg: Mapping[str, Any]) -> dict[str, Any]:
     overrides = [str(o) for o in hydra_cfg.overrides.task] if hydra_cfg is not None else []
     return {"task_name": cfg.get("task_name"), "modality_set": cfg["modality"]["name"],
             "modalities": list(cfg["modality"]["names"]), "fold": int(cfg["fold"]), "seed": int(cfg["seed"]),
-            "model": choices.get("model"), "fusion": fusion_name(cfg["model"]["net"]), "overrides": overrides}
+            "model": choices.get("model"), "fusion": fusion, "overrides": overrides}
 
 
 def print_results(rows: Sequence[dict[str, Any]], summary: dict[str, Any], console: Console | None = None) -> None:
@@ -95,12 +207,9 @@ def print_results(rows: Sequence[dict[str, Any]], summary: dict[str, Any], conso
 
 
 # -- reading run folders back -------------------------------------------------------------------
-# The one reader of run folders (design.md, "Runs and results"): report.py and experiments/ use it.
-# A run folder holds summary.json (written at the end of testing, or by a failed job) and/or config.yaml
-# (written when the job starts). Hydra's own `.hydra/config.yaml` sits one level down and is not mistaken
-# for it.
-
-RUN_FILES = ("summary.json", "config.yaml")
+# The one reader of run folders: report/ and experiments/ use it. A run folder holds summary.json (written at the
+# end of testing, or by a failed job) and/or config.yaml (written when the job starts). Hydra's own
+# `.hydra/config.yaml` sits one level down and is not mistaken for it.
 
 
 @dataclass(frozen=True)
@@ -135,7 +244,7 @@ class Run:
     def checkpoint(self) -> Path | None:
         """The best checkpoint the run tested (summary.json), else ``checkpoints/best.ckpt`` if present."""
         named = self.summary.get("checkpoint")
-        for candidate in ([Path(named)] if named else []) + [self.path / "checkpoints" / "best.ckpt"]:
+        for candidate in ([Path(named)] if named else []) + [RunFolder(self.path).best_checkpoint]:
             if not candidate.is_absolute() and not candidate.is_file():
                 candidate = self.path / candidate
             if candidate.is_file():
@@ -155,18 +264,19 @@ def read_run(path: str | Path) -> Run:
     """Read one job folder: summary.json, metrics.csv and config.yaml.
 
     The modality set, modalities and fold come from summary.json, else from config.yaml
-    (``modality.name``, ``modality.names``, ``fold``), so folders of older versions still read.
+    (``modality.name``, ``modality.names``, ``fold``), so folders of older versions still read; the model (the
+    ``model=`` choice) from summary.json, else from Hydra's record of the job (``.hydra/hydra.yaml``).
 
     Raises:
         ResultsError: the folder holds neither file, or a file cannot be parsed.
     """
-    path = Path(path)
-    summary_path, config_path = path / "summary.json", path / "config.yaml"
-    if not summary_path.is_file() and not config_path.is_file():
+    folder = RunFolder(Path(path))
+    path = folder.path
+    if not folder.is_run():
         raise ResultsError(f"{path} is not a run folder: it has neither summary.json nor config.yaml; "
                            "pass a folder written by python -m mutual_seg.run")
-    summary = _read_json(summary_path) if summary_path.is_file() else {}
-    config = _read_yaml(config_path) if config_path.is_file() else {}
+    summary = folder.read_summary()
+    config = folder.read_config()
     modality = config.get("modality") or {}
     modalities = tuple(summary.get("modalities") or modality.get("names") or ())
     fold = summary.get("fold", config.get("fold"))
@@ -174,7 +284,7 @@ def read_run(path: str | Path) -> Run:
         status = "unfinished"
     else:
         status = "failed" if summary.get("status") == "failed" else "ok"
-    rows = _read_metrics(path / "metrics.csv") if status == "ok" else []
+    rows = folder.read_metrics() if status == "ok" else []
     if status == "ok" and not rows:  # trained with test=false (write_untested), or metrics.csv was lost
         status, summary = "untested", {**summary, "error": summary.get("error") or "no metrics.csv (not tested)"}
     return Run(
@@ -186,7 +296,7 @@ def read_run(path: str | Path) -> Run:
         modalities=modalities,
         fold=None if fold is None else int(fold),
         seed=summary.get("seed", config.get("seed")),
-        model=summary.get("model") or (fusion_name(net) if (net := (config.get("model") or {}).get("net")) else None),
+        model=summary.get("model") or folder.hydra_choices().get("model"),
         summary=summary,
         config=config,
         rows=rows,
@@ -208,10 +318,10 @@ def find_runs(root: str | Path) -> list[Run]:
     found: list[Path] = []
 
     def walk(folder: Path) -> None:
-        if any((folder / name).is_file() for name in RUN_FILES):
+        if RunFolder(folder).is_run():
             found.append(folder)
             return
-        for child in sorted(folder.iterdir()):
+        for child in sorted(folder.iterdir()):  # is_dir() follows symlinked job folders
             if child.is_dir() and not child.name.startswith("."):
                 walk(child)
 
@@ -279,15 +389,11 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
 
 def sweep_jobs(sweep_dir: str | Path) -> list[Path]:
     """The job folders of a multirun folder (those Hydra made: each holds ``.hydra/``), in job order."""
-    jobs = [p.parent.parent for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")]
+    jobs = [p for p in Path(sweep_dir).iterdir() if p.is_dir() and RunFolder(p).is_sweep_job()]
     return sorted(jobs, key=_job_number)
 
 
 def _job_number(job: Path) -> tuple[int, str]:
     """Hydra's job number (``hydra.job.num``) of a job folder, for ordering; folder name as a tie-break."""
-    from omegaconf import OmegaConf
-
-    try:
-        return int(OmegaConf.load(job / ".hydra" / "hydra.yaml").hydra.job.num), job.name
-    except (OSError, ValueError, TypeError, AttributeError):
-        return 1 << 30, job.name
+    num = RunFolder(job).job_number()
+    return (1 << 30 if num is None else num), job.name

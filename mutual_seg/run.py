@@ -18,14 +18,22 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from mutual_seg.atomic import atomic_write_text
+from mutual_seg.checkpoint import AtomicCheckpointIO, check_checkpoint
 from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
 from mutual_seg.data.check import check_before_training
 from mutual_seg.errors import MutualSegError
-from mutual_seg.lit import SegModule, check_checkpoint
+from mutual_seg.lit import SegModule
+from mutual_seg.models.network import fusion_name_of
 from mutual_seg.models.summary import format_summary, model_summary
-from mutual_seg.results import job_identity, print_results, read_run, write_results, write_untested
-from mutual_seg.runtime.atomic import atomic_write_text
-from mutual_seg.runtime.checkpoint_io import AtomicCheckpointIO
+from mutual_seg.results import (
+    RunFolder,
+    job_identity,
+    print_results,
+    read_run,
+    write_results,
+    write_untested,
+)
 from mutual_seg.runtime.ddp import check_devices
 from mutual_seg.runtime.guards import check_run_switches
 from mutual_seg.runtime.job import record_failure, run_job, sweep_value
@@ -77,7 +85,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.ckpt_path:
         check_checkpoint(cfg.ckpt_path, module.hparams)
     writer = _ResultWriter(out_dir)
-    loggers, logger_callbacks = build_loggers(cfg)
+    identity = job_identity(cfg, module.net.fusion_name)  # the network says what it is
+    loggers, logger_callbacks = build_loggers(cfg, identity)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
         callbacks=[*_instantiate_all(cfg.get("callbacks")), *logger_callbacks, writer, plan.callback],
@@ -85,7 +94,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger=loggers or False,
     )
     if trainer.is_global_zero:  # known once the Trainer is built: DDP children write nothing
-        atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_text(RunFolder(out_dir).config, OmegaConf.to_yaml(cfg, resolve=True))
         log.info("model: %s", format_summary(model_summary(module.net)))
         check_before_training(datamodule.layout, datamodule.modalities, datamodule.skip_incomplete)  # every problem at once
         datamodule.prepare_data()  # fills the cache with a progress bar; Lightning's own call is then a no-op
@@ -101,8 +110,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
         val_dice = float(score) if score is not None else None
     summary: dict[str, Any] = {"val_dice": val_dice}
-    writer.extra = {**job_identity(cfg), "world_size": trainer.world_size, "val_dice": val_dice,
-                    "checkpoint": str(best) if best else None}
+    writer.extra = {**identity, "world_size": trainer.world_size, "val_dice": val_dice,
+                    "checkpoint": str(best) if best else None,
+                    **({"earlier_failure": plan.earlier_failure} if plan.earlier_failure else {})}
     if not cfg.test and trainer.is_global_zero:
         summary = write_untested(out_dir, writer.extra)
     if cfg.test:
@@ -129,13 +139,21 @@ def user_error(err: BaseException) -> MutualSegError | None:
     return seen
 
 
+def _fusion_or_none(cfg: DictConfig) -> str | None:
+    """The config's fusion name for a failed job's summary (None when the config names no buildable fusion)."""
+    try:
+        return fusion_name_of(cfg.model.net)
+    except Exception:  # noqa: BLE001 - the job's own failure is the one to report
+        return None
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
     try:
         summary = run_job(cfg, train)
     except Exception as err:
         found = user_error(err)
-        if record_failure(cfg, err, found):  # in a sweep: summary.json says why, the next job runs
+        if record_failure(cfg, err, found, _fusion_or_none(cfg)):  # in a sweep: summary.json says why, the next job runs
             return sweep_value(None)
         if found is None:
             raise

@@ -36,7 +36,10 @@ def test_read_run_gives_rows_identity_and_model(tmp_path):
     run = read_run(write_run(tmp_path / "job", "flair_t2w", 3, rows_for(["A", "B"], 0.5)))
     assert run.ok and run.status == "ok" and run.error is None
     assert (run.task_name, run.modality_set, run.modalities, run.fold) == ("table2", "flair_t2w", ("flair", "t2w"), 3)
-    assert run.model == "mutual"  # summary.json has no model here: named from the config's fusion
+    assert run.model is None  # summary.json has no model here, nor is there Hydra's record
+    (run.path / ".hydra").mkdir()
+    (run.path / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      model: mutual\n")
+    assert read_run(run.path).model == "mutual"  # the model= choice, from Hydra's record of the job
     assert run.subjects == ["A", "B"]
     assert run.rows[1]["Dc"] == pytest.approx(0.51) and isinstance(run.rows[1]["Hd"], float)
     assert run.checkpoint is None

@@ -2,7 +2,10 @@
 
 Hydra creates the run folder (and rewrites its ``.hydra/``) before the run starts, so refusals that protect an
 earlier run must come first: here the overrides are checked (``runtime/overrides.py``), ``resume=true`` finds the
-folder to continue, and a folder holding earlier results is refused unless ``resume=true`` or ``overwrite=true``.
+folder to continue, and a folder holding earlier results is refused unless ``resume=true`` or ``overwrite=true``
+(``results.RunFolder.guard``; the job itself applies the same guard in ``resume.plan_run``, where ``overwrite=true``
+removes the earlier files and a failed job's summary is taken over, and where ``train(cfg)`` called from Python is
+guarded too).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from pytorch_lightning.utilities import rank_zero_only
 
-from mutual_seg.runtime.guards import guard_run_folder
+from mutual_seg.results import RunFolder
 from mutual_seg.runtime.overrides import check_overrides
 from mutual_seg.runtime.resume import locate_run_dir
 
@@ -45,5 +48,5 @@ def preflight(args: Sequence[str]) -> list[str]:
     if not overwrite:
         folder = Path(str(cfg.hydra[node].dir))
         for job in ([p for p in folder.iterdir() if p.is_dir()] if multirun and folder.is_dir() else [folder]):
-            guard_run_folder(job, resume=False, overwrite=False)
+            RunFolder(job).guard(resume=False, overwrite=False, remove=False)
     return args
