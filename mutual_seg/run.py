@@ -16,13 +16,12 @@ import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
 
 from mutual_seg.atomic import atomic_write_text
 from mutual_seg.checkpoint import AtomicCheckpointIO, check_checkpoint
+from mutual_seg.cli import report, run_main, user_error
 from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
 from mutual_seg.data.check import check_before_training
-from mutual_seg.errors import MutualSegError
 from mutual_seg.lit import SegModule
 from mutual_seg.models.network import fusion_name_of
 from mutual_seg.models.summary import format_summary, model_summary
@@ -34,12 +33,12 @@ from mutual_seg.results import (
     write_results,
     write_untested,
 )
-from mutual_seg.runtime.ddp import check_devices
-from mutual_seg.runtime.guards import check_run_switches
+from mutual_seg.runtime.ddp import check_devices, is_global_zero
+from mutual_seg.runtime.guards import check_optim, check_run_switches
 from mutual_seg.runtime.job import record_failure, run_job, sweep_value
 from mutual_seg.runtime.loggers import build_loggers
 from mutual_seg.runtime.malloc import tune_malloc
-from mutual_seg.runtime.preflight import preflight
+from mutual_seg.runtime.preflight import preflight_config
 from mutual_seg.runtime.provenance import data_fingerprint, write_provenance
 from mutual_seg.runtime.resume import plan_run
 
@@ -75,12 +74,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     tune_malloc(cfg.get("malloc"))  # before the first tensors; loader workers fork with it
     check_devices(cfg.trainer)
     check_run_switches(cfg)
+    check_optim(cfg)  # torch's own refusals (lr=-1), one line naming the key, before data and model
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     plan = plan_run(out_dir, resume=bool(cfg.get("resume")), overwrite=bool(cfg.get("overwrite")))
     if plan.finished is not None:
         return plan.finished  # resume=true in a multirun: this job finished earlier
     datamodule = instantiate(cfg.data)
+    if is_global_zero():  # the data before the model: every problem at once (DDP children find rank 0's verdict)
+        check_before_training(datamodule.layout, datamodule.modalities, datamodule.skip_incomplete)
     module: SegModule = instantiate(cfg.module)
     if cfg.ckpt_path:
         check_checkpoint(cfg.ckpt_path, module.hparams)
@@ -96,7 +98,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:  # known once the Trainer is built: DDP children write nothing
         atomic_write_text(RunFolder(out_dir).config, OmegaConf.to_yaml(cfg, resolve=True))
         log.info("model: %s", format_summary(model_summary(module.net)))
-        check_before_training(datamodule.layout, datamodule.modalities, datamodule.skip_incomplete)  # every problem at once
         datamodule.prepare_data()  # fills the cache with a progress bar; Lightning's own call is then a no-op
         log.info("%s", datamodule.summary())
         write_provenance(out_dir, data_fingerprint(datamodule.subjects))
@@ -124,21 +125,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def user_error(err: BaseException) -> MutualSegError | None:
-    """The ``MutualSegError`` behind ``err``, if any.
-
-    Hydra wraps whatever a ``_target_`` raises in an ``InstantiationException`` (once per nesting level, e.g.
-    the network inside the LightningModule, each ``raise ... from``), so a user error raised while building an
-    object sits in the ``__cause__`` chain. (Not ``__context__``: a bug hit while handling a user error is a bug.)
-    The one exception is OmegaConf's ``InterpolationResolutionError``, which wraps an error raised by a resolver
-    (e.g. ``${budget_widths:...}``) without ``from``: there the resolver's error is the ``__context__``.
-    """
-    seen: BaseException | None = err
-    while seen is not None and not isinstance(seen, MutualSegError):
-        seen = seen.__context__ if isinstance(seen, InterpolationResolutionError) else seen.__cause__
-    return seen
-
-
 def _fusion_or_none(cfg: DictConfig) -> str | None:
     """The config's fusion name for a failed job's summary (None when the config names no buildable fusion)."""
     try:
@@ -157,20 +143,38 @@ def _hydra_main(cfg: DictConfig) -> float:
             return sweep_value(None)
         if found is None:
             raise
-        # One line and exit code 2 for anything the user can fix; SystemExit passes through Hydra untouched.
-        print(f"error: {found}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(report(found))  # one line and exit code 2; SystemExit passes through Hydra untouched
     return sweep_value(summary)  # best mean validation Dice, for Hydra sweepers that optimise (Optuna)
 
 
+def check_data(cfg: DictConfig) -> None:
+    """The first job's data set, checked once before Hydra starts any job (a sweep over missing data stops here).
+
+    Raises:
+        DataError: the data root is missing, or every problem of the set in one line (``data/check.py``).
+    """
+    if not (cfg.get("train") or cfg.get("test")):
+        return
+    layout = instantiate(cfg.data.layout)
+    check_before_training(layout, list(cfg.modality.names), bool(cfg.data.get("skip_incomplete", False)))
+
+
+def _before_hydra() -> None:
+    """Group choices, overrides, the run folder, the optimizer and the data of the (first) job, checked before Hydra
+    writes anything; each job checks its own again (``train``), for sweeps over them and for Python callers."""
+    check_group_overrides(sys.argv[1:])
+    args, cfg = preflight_config(sys.argv[1:])
+    if cfg is not None:
+        check_optim(cfg)
+        check_data(cfg)
+    sys.argv[1:] = args
+
+
 def main() -> None:
-    """Console entry point: check group choices in one line, then hand over to Hydra."""
-    try:
-        check_group_overrides(sys.argv[1:])
-        sys.argv[1:] = preflight(sys.argv[1:])
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    """Console entry point: every check that needs no job in one line (exit 2), then hand over to Hydra."""
+    code = run_main(_before_hydra)
+    if code:
+        sys.exit(code)
     _hydra_main()
 
 
