@@ -41,7 +41,9 @@ def test_under_slurm_only_rank_0_writes_hydra_folder_and_log_file(monkeypatch):
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_config_search_path
     from hydra.types import RunMode
-    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+        SlurmLauncher as SubmititSlurmLauncher,
+    )
 
     from mutual_seg.runtime.slurm import SlurmLauncher, slurm_rank, task_overrides
 
