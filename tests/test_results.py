@@ -91,3 +91,23 @@ def test_reader_errors_name_the_file(tmp_path):
     (folder / "summary.json").write_text("{not json")
     with pytest.raises(ResultsError, match="summary.json cannot be read as JSON"):
         read_run(folder)
+
+
+def test_symlinked_job_folders_are_found_by_the_reader_and_by_attention_check(tmp_path):
+    import importlib.util
+
+    from mutual_seg.results import RunFolder
+
+    elsewhere = write_run(tmp_path / "disk2" / "job0", "flair_t2w", 0, rows_for(["A"], 0.5))
+    RunFolder(elsewhere).checkpoints.mkdir()
+    RunFolder(elsewhere).best_checkpoint.write_bytes(b"")
+    study = tmp_path / "study" / "default"
+    study.mkdir(parents=True)
+    (study / "job0").symlink_to(elsewhere, target_is_directory=True)  # a job folder moved to another disk
+    write_run(study / "job1", "flair", 0, rows_for(["A"], 0.4))  # no checkpoint kept: not checked
+    assert [r.path.name for r in find_runs(tmp_path / "study")] == ["job1", "job0"]
+    spec = importlib.util.spec_from_file_location("attention_check", Path(__file__).parents[1] / "experiments" /
+                                                  "attention_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert [r.path for r in module.study_jobs(tmp_path / "study")] == [study / "job0"]
