@@ -58,14 +58,14 @@ def test_error_raised_inside_a_config_resolver_is_one_line(capsys, monkeypatch, 
     assert "InterpolationResolutionError" not in err
 
 
-def test_an_output_prior_outside_0_1_is_one_line(capsys, monkeypatch, tmp_path):
-    err = _main(capsys, monkeypatch, "model.net.output_prior=1.5", "logger=none", f"data.layout.root={tmp_path}",
+def test_an_output_prior_outside_0_1_is_one_line(capsys, monkeypatch, tmp_path, tiny_data):  # data first
+    err = _main(capsys, monkeypatch, "model.net.output_prior=1.5", "logger=none", f"data.layout.root={tiny_data}",
                 f"hydra.run.dir={tmp_path / 'run'}")
     assert err.count("\n") == 1 and "model.net.output_prior must be in (0, 1) or null, got 1.5" in err, err
 
 
-def test_a_bad_malloc_setting_is_one_line(capsys, monkeypatch, tmp_path):
-    err = _main(capsys, monkeypatch, "malloc.top_pad_mb=-1", "logger=none", f"data.layout.root={tmp_path}",
+def test_a_bad_malloc_setting_is_one_line(capsys, monkeypatch, tmp_path, tiny_data):  # data first
+    err = _main(capsys, monkeypatch, "malloc.top_pad_mb=-1", "logger=none", f"data.layout.root={tiny_data}",
                 f"hydra.run.dir={tmp_path / 'run'}")
     assert err.count("\n") == 1 and "malloc.top_pad_mb must be a positive whole number of MiB, got -1" in err, err
 
