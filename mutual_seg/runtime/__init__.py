@@ -1,1 +1,3 @@
-"""The run lifecycle around ``train(cfg)``: atomic writes, DDP inside multiruns, loggers, sweep summaries, provenance."""
+"""The run lifecycle around ``train(cfg)``: checks before Hydra, DDP inside multiruns and under SLURM, resume, loggers,
+sweep summaries, provenance. (Atomic writes live below it, in :mod:`mutual_seg.atomic`; the run folder's names in
+:mod:`mutual_seg.results`.)"""
