@@ -38,7 +38,7 @@ from mutual_seg.runtime.guards import check_optim, check_run_switches
 from mutual_seg.runtime.job import record_failure, run_job, sweep_value
 from mutual_seg.runtime.loggers import build_loggers
 from mutual_seg.runtime.malloc import tune_malloc
-from mutual_seg.runtime.preflight import preflight_config
+from mutual_seg.runtime.preflight import MULTIRUN_FLAGS, preflight_config
 from mutual_seg.runtime.provenance import data_fingerprint, write_provenance
 from mutual_seg.runtime.resume import plan_run
 
@@ -165,7 +165,8 @@ def _before_hydra() -> None:
     check_group_overrides(sys.argv[1:])
     args, cfg = preflight_config(sys.argv[1:])
     if cfg is not None:
-        check_optim(cfg)
+        if not any(a in MULTIRUN_FLAGS for a in args):
+            check_optim(cfg)  # a sweep's jobs check their own values: one bad value fails its job, not the sweep
         check_data(cfg)
     sys.argv[1:] = args
 
