@@ -28,7 +28,7 @@ import report
 from machine import load_average, machine, matmul_peak
 from rich.console import Console
 
-from mutual_seg.runtime.atomic import atomic_write_text
+from mutual_seg.atomic import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 console = Console(stderr=True)

@@ -1,6 +1,6 @@
 """Seconds per full 240 x 240 x 155 subject for `mutual-seg-predict` with the default model.
 
-Times the path ``predict`` takes for one subject (``mutual_seg.prediction.predict_subject``): read and
+Times the path ``predict`` takes for one subject (``mutual_seg.predict.batch.predict_subject``): read and
 normalize the NIfTI files, predict the brain's slices inside its bounding box, threshold, post-process,
 write the segmentation. The network is the default config's (``model=mutual``, ``modality=flair_t2w``)
 with untrained weights: speed does not depend on the weights. Writes
@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 from hydra.utils import instantiate
 
+from mutual_seg.checkpoint import Ensemble
 from mutual_seg.config import compose
-from mutual_seg.data.inputs import subject_from_folder
 from mutual_seg.data.preprocess import PreprocessSettings
-from mutual_seg.ensemble import Ensemble
 from mutual_seg.fastpath import native_bf16, resolve_precision
 from mutual_seg.predict import DEFAULT_PRECISION, PRECISIONS
-from mutual_seg.prediction import predict_subject
+from mutual_seg.predict.batch import predict_subject
+from mutual_seg.predict.inputs import subject_from_folder
 from mutual_seg.runtime.malloc import tune_malloc
 
 RESULTS = Path(__file__).parent / "results"

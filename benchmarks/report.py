@@ -232,6 +232,6 @@ if __name__ == "__main__":  # re-render: python benchmarks/report.py bench.json 
     import sys
     from pathlib import Path
 
-    from mutual_seg.runtime.atomic import atomic_write_text
+    from mutual_seg.atomic import atomic_write_text
 
     atomic_write_text(sys.argv[2], render(json.loads(Path(sys.argv[1]).read_text())))

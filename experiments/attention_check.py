@@ -25,12 +25,12 @@ from statistics import mean
 
 import numpy as np
 import torch
-import yaml
 
+from mutual_seg.checkpoint import load_module
 from mutual_seg.data.layouts import UCSFPDGMLayout
 from mutual_seg.data.preprocess import PreprocessSettings, preprocess_subject, slice_first
 from mutual_seg.data.synthetic import MANIFEST, simulate_subject, subject_seed
-from mutual_seg.lit import SegModule
+from mutual_seg.results import Run, RunFolder, find_runs
 
 REGIONS = ("tumour", "cyst", "csf", "distractor", "normal")
 
@@ -59,9 +59,10 @@ def residual_hooks(net: torch.nn.Module, ratios: dict[int, list[float]]) -> list
     return hooks
 
 
-def check_job(job: Path, untrained: bool = False) -> dict:
-    config = yaml.safe_load((job / "config.yaml").read_text())
-    module = SegModule.load_from_checkpoint(job / "checkpoints" / "best.ckpt", map_location="cpu")
+def check_job(job: Run, untrained: bool = False) -> dict:
+    """Per-region statistics of one job (``results.Run``: its folder read by the one run-folder reader)."""
+    config = job.config
+    module = load_module(RunFolder(job.path).best_checkpoint)  # weights_only: a study folder may come from anyone
     net = module.net.eval()
     if untrained:
         for layer in net.modules():
@@ -71,7 +72,7 @@ def check_job(job: Path, untrained: bool = False) -> dict:
     root = Path(config["data"]["layout"]["root"])
     layout = UCSFPDGMLayout(root, bias_corrected=False, cohort=None, include_followups=True)
     settings = PreprocessSettings(**module.hparams.preprocessing)
-    tested = {line.split(",")[0] for line in (job / "metrics.csv").read_text().splitlines()[1:]}
+    tested = set(job.subjects)
     stats: dict[str, list[float]] = defaultdict(list)
     ratios: dict[int, list[float]] = defaultdict(list)
     hooks = residual_hooks(net, ratios) if not net.early_fusion else []
@@ -112,8 +113,13 @@ def check_job(job: Path, untrained: bool = False) -> dict:
         h.remove()
     for s, values in ratios.items():
         stats[f"|fused-mean|/|mean| s{s}"].append(mean(values))
-    cell = (config["modality"]["name"], yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["runtime"]["choices"]["model"])
+    cell = (str(job.modality_set), str(job.model))
     return {"cell": cell, "stats": {k: mean(v) for k, v in stats.items()}}
+
+
+def study_jobs(study: Path) -> list[Run]:
+    """The tested jobs under ``study`` that kept their best checkpoint (symlinked job folders included)."""
+    return [run for run in find_runs(study) if run.ok and RunFolder(run.path).best_checkpoint.is_file()]
 
 
 def main() -> None:
@@ -122,8 +128,7 @@ def main() -> None:
     parser.add_argument("--init", action="store_true", help="also the residual ratio of the untrained networks")
     args = parser.parse_args()
     cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for ckpt in sorted(args.study.rglob("checkpoints/best.ckpt")):
-        job = ckpt.parent.parent
+    for job in study_jobs(args.study):
         for untrained in (False, True) if args.init else (False,):
             result = check_job(job, untrained)
             cell = (*result["cell"], "untrained" if untrained else "trained")

@@ -8,7 +8,6 @@ Whole-volume validation and test call :mod:`mutual_seg.inference`, as ``predict`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,22 +15,14 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
 from torchmetrics import MeanMetric
 
-from mutual_seg.checkpoint import check_compatible, load_checkpoint, stamp
+from mutual_seg.checkpoint.format import stamp, to_plain
 from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.errors import ConfigError
 from mutual_seg.fastpath import FastPath
 from mutual_seg.inference import InferenceSettings, predict_volume, segment
 from mutual_seg.metrics import dice_score, segmentation_metrics
-
-
-def to_plain(value: Any) -> Any:
-    """Resolved plain Python containers (checkpoints must not depend on a live OmegaConf tree)."""
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 class SegModule(pl.LightningModule):
@@ -158,13 +149,3 @@ class SegModule(pl.LightningModule):
             self.test_rows = [row for rows in gathered for row in rows]
         self.test_rows.sort(key=lambda r: (r["subject"], r.get("output", 0)))
 
-
-def check_checkpoint(path: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
-    """Hyper-parameters of a checkpoint (loaded safely), after checking they match the ones the run expects.
-
-    Raises:
-        CheckpointError: a folder, missing, unreadable or foreign file, or the differing fields named.
-    """
-    hparams = dict(load_checkpoint(path)["hyper_parameters"])
-    check_compatible(path, hparams, {k: to_plain(expected.get(k)) for k in ("modalities", "net", "preprocessing")})
-    return hparams

@@ -16,23 +16,30 @@ import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
 
+from mutual_seg.atomic import atomic_write_text
+from mutual_seg.checkpoint import AtomicCheckpointIO, check_checkpoint
+from mutual_seg.cli import report, run_main, user_error
 from mutual_seg.config import CONFIG_DIR, register_resolvers
 from mutual_seg.data.check import check_before_training
-from mutual_seg.errors import MutualSegError
-from mutual_seg.lit import SegModule, check_checkpoint
+from mutual_seg.lit import SegModule
+from mutual_seg.models.network import fusion_name_of
 from mutual_seg.models.summary import format_summary, model_summary
-from mutual_seg.results import job_identity, print_results, read_run, write_results, write_untested
-from mutual_seg.runtime.atomic import atomic_write_text
-from mutual_seg.runtime.checkpoint_io import AtomicCheckpointIO
-from mutual_seg.runtime.ddp import check_devices
-from mutual_seg.runtime.guards import check_run_switches
+from mutual_seg.results import (
+    RunFolder,
+    job_identity,
+    print_results,
+    read_run,
+    write_results,
+    write_untested,
+)
+from mutual_seg.runtime.ddp import check_devices, is_global_zero
+from mutual_seg.runtime.guards import check_optim, check_run_switches
 from mutual_seg.runtime.job import record_failure, run_job, sweep_value
 from mutual_seg.runtime.loggers import build_loggers
 from mutual_seg.runtime.malloc import tune_malloc
 from mutual_seg.runtime.overrides import check_group_overrides
-from mutual_seg.runtime.preflight import preflight
+from mutual_seg.runtime.preflight import MULTIRUN_FLAGS, preflight_config
 from mutual_seg.runtime.provenance import data_fingerprint, write_provenance
 from mutual_seg.runtime.resume import plan_run
 
@@ -68,17 +75,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     tune_malloc(cfg.get("malloc"))  # before the first tensors; loader workers fork with it
     check_devices(cfg.trainer)
     check_run_switches(cfg)
+    check_optim(cfg)  # torch's own refusals (lr=-1), one line naming the key, before data and model
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     plan = plan_run(out_dir, resume=bool(cfg.get("resume")), overwrite=bool(cfg.get("overwrite")))
     if plan.finished is not None:
         return plan.finished  # resume=true in a multirun: this job finished earlier
     datamodule = instantiate(cfg.data)
+    if is_global_zero():  # the data before the model: every problem at once (DDP children find rank 0's verdict)
+        check_before_training(datamodule.layout, datamodule.modalities, datamodule.skip_incomplete)
     module: SegModule = instantiate(cfg.module)
     if cfg.ckpt_path:
         check_checkpoint(cfg.ckpt_path, module.hparams)
     writer = _ResultWriter(out_dir)
-    loggers, logger_callbacks = build_loggers(cfg)
+    identity = job_identity(cfg, module.net.fusion_name)  # the network says what it is
+    loggers, logger_callbacks = build_loggers(cfg, identity)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
         callbacks=[*_instantiate_all(cfg.get("callbacks")), *logger_callbacks, writer, plan.callback],
@@ -86,9 +97,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger=loggers or False,
     )
     if trainer.is_global_zero:  # known once the Trainer is built: DDP children write nothing
-        atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_text(RunFolder(out_dir).config, OmegaConf.to_yaml(cfg, resolve=True))
         log.info("model: %s", format_summary(model_summary(module.net)))
-        check_before_training(datamodule.layout, datamodule.modalities, datamodule.skip_incomplete)  # every problem at once
         datamodule.prepare_data()  # fills the cache with a progress bar; Lightning's own call is then a no-op
         log.info("%s", datamodule.summary())
         write_provenance(out_dir, data_fingerprint(datamodule.subjects))
@@ -102,8 +112,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
         val_dice = float(score) if score is not None else None
     summary: dict[str, Any] = {"val_dice": val_dice}
-    writer.extra = {**job_identity(cfg), "world_size": trainer.world_size, "val_dice": val_dice,
-                    "checkpoint": str(best) if best else None}
+    writer.extra = {**identity, "world_size": trainer.world_size, "val_dice": val_dice,
+                    "checkpoint": str(best) if best else None,
+                    **({"earlier_failure": plan.earlier_failure} if plan.earlier_failure else {})}
     if not cfg.test and trainer.is_global_zero:
         summary = write_untested(out_dir, writer.extra)
     if cfg.test:
@@ -115,19 +126,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def user_error(err: BaseException) -> MutualSegError | None:
-    """The ``MutualSegError`` behind ``err``, if any.
-
-    Hydra wraps whatever a ``_target_`` raises in an ``InstantiationException`` (once per nesting level, e.g.
-    the network inside the LightningModule, each ``raise ... from``), so a user error raised while building an
-    object sits in the ``__cause__`` chain. (Not ``__context__``: a bug hit while handling a user error is a bug.)
-    The one exception is OmegaConf's ``InterpolationResolutionError``, which wraps an error raised by a resolver
-    (e.g. ``${budget_widths:...}``) without ``from``: there the resolver's error is the ``__context__``.
-    """
-    seen: BaseException | None = err
-    while seen is not None and not isinstance(seen, MutualSegError):
-        seen = seen.__context__ if isinstance(seen, InterpolationResolutionError) else seen.__cause__
-    return seen
+def _fusion_or_none(cfg: DictConfig) -> str | None:
+    """The config's fusion name for a failed job's summary (None when the config names no buildable fusion)."""
+    try:
+        return fusion_name_of(cfg.model.net)
+    except Exception:  # noqa: BLE001 - the job's own failure is the one to report
+        return None
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
@@ -136,24 +140,43 @@ def _hydra_main(cfg: DictConfig) -> float:
         summary = run_job(cfg, train)
     except Exception as err:
         found = user_error(err)
-        if record_failure(cfg, err, found):  # in a sweep: summary.json says why, the next job runs
+        if record_failure(cfg, err, found, _fusion_or_none(cfg)):  # in a sweep: summary.json says why, the next job runs
             return sweep_value(None)
         if found is None:
             raise
-        # One line and exit code 2 for anything the user can fix; SystemExit passes through Hydra untouched.
-        print(f"error: {found}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(report(found))  # one line and exit code 2; SystemExit passes through Hydra untouched
     return sweep_value(summary)  # best mean validation Dice, for Hydra sweepers that optimise (Optuna)
 
 
+def check_data(cfg: DictConfig) -> None:
+    """The first job's data set, checked once before Hydra starts any job (a sweep over missing data stops here).
+
+    Raises:
+        DataError: the data root is missing, or every problem of the set in one line (``data/check.py``).
+    """
+    if not (cfg.get("train") or cfg.get("test")):
+        return
+    layout = instantiate(cfg.data.layout)
+    check_before_training(layout, list(cfg.modality.names), bool(cfg.data.get("skip_incomplete", False)))
+
+
+def _before_hydra() -> None:
+    """Group choices, overrides, the run folder, the optimizer and the data of the (first) job, checked before Hydra
+    writes anything; each job checks its own again (``train``), for sweeps over them and for Python callers."""
+    check_group_overrides(sys.argv[1:])
+    args, cfg = preflight_config(sys.argv[1:])
+    if cfg is not None:
+        if not any(a in MULTIRUN_FLAGS for a in args):
+            check_optim(cfg)  # a sweep's jobs check their own values: one bad value fails its job, not the sweep
+        check_data(cfg)
+    sys.argv[1:] = args
+
+
 def main() -> None:
-    """Console entry point: check group choices in one line, then hand over to Hydra."""
-    try:
-        check_group_overrides(sys.argv[1:])
-        sys.argv[1:] = preflight(sys.argv[1:])
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    """Console entry point: every check that needs no job in one line (exit 2), then hand over to Hydra."""
+    code = run_main(_before_hydra)
+    if code:
+        sys.exit(code)
     _hydra_main()
 
 

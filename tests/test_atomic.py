@@ -7,8 +7,8 @@ import os
 
 import pytest
 
+from mutual_seg.atomic import atomic_write, atomic_write_text, output_error
 from mutual_seg.errors import OutputError
-from mutual_seg.runtime.atomic import atomic_write, atomic_write_text, output_error
 
 
 def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):

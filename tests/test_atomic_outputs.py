@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from mutual_seg.checkpoint import AtomicCheckpointIO
 from mutual_seg.errors import OutputError
 from mutual_seg.metrics import METRIC_NAMES
 from mutual_seg.results import write_results
 from mutual_seg.run import train
-from mutual_seg.runtime.checkpoint_io import AtomicCheckpointIO
 
 BIG = {"state_dict": {"w": torch.zeros(200_000)}}  # 800 kB: more than the tmpfs holds
 

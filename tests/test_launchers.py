@@ -11,7 +11,7 @@ import yaml
 from hydra.utils import instantiate
 from pytorch_lightning.utilities import rank_zero_only
 
-from mutual_seg.config import compose
+from mutual_seg.config import CONFIG_DIR, compose, register_resolvers
 from mutual_seg.errors import ConfigError
 from mutual_seg.runtime.ddp import JobDDPStrategy
 from mutual_seg.runtime.overrides import check_group_overrides
@@ -25,10 +25,34 @@ def test_slurm_launcher_composes_with_two_tasks_and_gpus_matching_trainer_ddp():
     cfg = _compose(["hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.partition=gpu",
                     "hydra.launcher.account=my_lab", "hydra.launcher.timeout_min=600"])
     launcher = cfg.hydra.launcher
-    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher._target_ == "mutual_seg.runtime.slurm.SlurmLauncher"  # submitit's, rank 0 alone writing .hydra/
     assert (launcher.partition, launcher.account, launcher.timeout_min) == ("gpu", "my_lab", 600)
     assert launcher.tasks_per_node == launcher.gpus_per_node == cfg.trainer.devices == 2 and launcher.nodes == 1
     assert cfg.trainer.strategy._target_.endswith("JobDDPStrategy")
+
+
+def test_under_slurm_only_rank_0_writes_hydra_folder_and_log_file(monkeypatch):
+    # Hydra's job wrapper of each SLURM task composes its job with these overrides (load_sweep_config, as the
+    # submitit launcher does on the node): .hydra/ (output_subdir) and run.log (the file handler) on rank 0 only.
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.types import RunMode
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+        SlurmLauncher as SubmititSlurmLauncher,
+    )
+
+    from mutual_seg.runtime.slurm import SlurmLauncher, slurm_rank, task_overrides
+
+    register_resolvers()
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONFIG_DIR)))
+    master = loader.load_configuration("config", overrides=["hydra/launcher=slurm", "fold=0,1"],
+                                       run_mode=RunMode.MULTIRUN)
+    jobs = {rank: loader.load_sweep_config(master, task_overrides(["fold=1"], rank)) for rank in (0, 1)}
+    assert jobs[0].hydra.output_subdir == ".hydra" and "file" in jobs[0].hydra.job_logging.handlers
+    assert jobs[1].hydra.output_subdir is None and list(jobs[1].hydra.job_logging.handlers) == ["console"]
+    assert jobs[0].fold == jobs[1].fold == 1  # the same job otherwise
+    assert (slurm_rank({"SLURM_PROCID": "1"}), slurm_rank({})) == (1, 0)
+    assert issubclass(SlurmLauncher, SubmititSlurmLauncher)
 
 
 def test_under_slurm_the_trainer_takes_slurms_two_tasks_and_starts_no_process(monkeypatch, tmp_path):

@@ -345,3 +345,30 @@ def test_track_wise_mutual_attention_agrees_with_the_stacked_formula(channels_la
     assert not got.isnan().any()
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(got_weights, want_weights, rtol=1e-5, atol=1e-6)
+
+
+# -- the network says what it is ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("model", "name", "attention"), [
+    ("mutual", "mutual_modality", True), ("mutual_token", "mutual_token", True), ("concat", "concat", False),
+    ("mean", "mean", False), ("unet", "early", False)])
+def test_network_names_its_fusion_as_summaries_always_did(model, name, attention):
+    from mutual_seg.config import CONFIG_DIR, register_resolvers
+    from mutual_seg.models.network import fusion_name_of
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"model={model}", "model.net.features=[4,8,16,32]",
+                                                        "paths.output_dir=/tmp"])
+    net = instantiate(cfg.model.net)
+    assert net.fusion_name == name == fusion_name_of(cfg.model.net)  # built or not, one name
+    assert net.has_attention is attention
+
+
+def test_every_fusion_declares_its_name():
+    from mutual_seg.models.fusion import FUSIONS, fusion_label
+
+    for key, cls in FUSIONS.items():
+        assert isinstance(cls.__dict__.get("name"), str) and isinstance(cls.__dict__.get("has_attention"), bool), key
+    nameless = type("NamelessFusion", (torch.nn.Module,), {})
+    with pytest.raises(ConfigError, match="NamelessFusion.*class attribute `name`"):
+        fusion_label(partial(nameless), {})

@@ -49,22 +49,22 @@ def test_bad_override_is_one_line_naming_the_key(capsys, monkeypatch, args, expe
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
 
 
-def test_error_raised_inside_a_config_resolver_is_one_line(capsys, monkeypatch, tmp_path):
+def test_error_raised_inside_a_config_resolver_is_one_line(capsys, monkeypatch, tmp_path, tiny_data):
     # OmegaConf wraps the ${budget_widths:...} resolver's ConfigError without `from`: still one line, exit 2
     err = _main(capsys, monkeypatch, "experiment=ablation", "model=unet", "modality=t1", "logger=none",
-                f"data.layout.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
+                f"data.layout.root={tiny_data}", f"hydra.run.dir={tmp_path / 'run'}")
     assert err.count("\n") == 1 and "width table (ablation.widths) has no entry for model=unet with modality=t1" in err
     assert "InterpolationResolutionError" not in err
 
 
-def test_an_output_prior_outside_0_1_is_one_line(capsys, monkeypatch, tmp_path):
-    err = _main(capsys, monkeypatch, "model.net.output_prior=1.5", "logger=none", f"data.layout.root={tmp_path}",
+def test_an_output_prior_outside_0_1_is_one_line(capsys, monkeypatch, tmp_path, tiny_data):  # data first
+    err = _main(capsys, monkeypatch, "model.net.output_prior=1.5", "logger=none", f"data.layout.root={tiny_data}",
                 f"hydra.run.dir={tmp_path / 'run'}")
     assert err.count("\n") == 1 and "model.net.output_prior must be in (0, 1) or null, got 1.5" in err, err
 
 
-def test_a_bad_malloc_setting_is_one_line(capsys, monkeypatch, tmp_path):
-    err = _main(capsys, monkeypatch, "malloc.top_pad_mb=-1", "logger=none", f"data.layout.root={tmp_path}",
+def test_a_bad_malloc_setting_is_one_line(capsys, monkeypatch, tmp_path, tiny_data):  # data first
+    err = _main(capsys, monkeypatch, "malloc.top_pad_mb=-1", "logger=none", f"data.layout.root={tiny_data}",
                 f"hydra.run.dir={tmp_path / 'run'}")
     assert err.count("\n") == 1 and "malloc.top_pad_mb must be a positive whole number of MiB, got -1" in err, err
 
@@ -199,3 +199,34 @@ def test_valid_overrides_pass_the_check():
             "modality=glob(*)", "fold=range(0,2)", "data.split.fixed_test=all", "+trainer.fast_dev_run=true",
             "~callbacks.progress_bar", "model.net.features=[4,8,16]", "trainer.max_epochs=3", "optim.optimizer.lr=1e-3"]
     assert preflight(args) == args
+
+
+# -- what torch refuses, and data that cannot be read, stop the command before any job (issue 18) ---------------
+def test_a_value_torch_refuses_is_one_line_naming_the_key(capsys, monkeypatch, tmp_path, tiny_data):
+    run_dir = tmp_path / "run"
+    err = _main(capsys, monkeypatch, "optim.optimizer.lr=-1", f"data.layout.root={tiny_data}", f"hydra.run.dir={run_dir}")
+    assert err == "error: optim.optimizer.lr=-1: Invalid learning rate: -1; change that setting\n", err
+    assert not run_dir.exists()  # refused before Hydra made the run folder
+
+
+def test_a_value_torch_refuses_in_one_job_of_a_sweep_names_the_key(make_cfg):
+    with pytest.raises(ConfigError, match=r"^optim.optimizer.lr=-0.5: Invalid learning rate"):
+        train(make_cfg(["optim.optimizer.lr=-0.5"]))  # the job checks its own values (sweeps, Python callers)
+    with pytest.raises(ConfigError, match=r"^optim.scheduler.foo=2: .*unexpected keyword argument 'foo'"):
+        train(make_cfg(["optim=adam_cosine", "+optim.scheduler.foo=2"]))
+
+
+def test_a_sweep_without_data_says_so_once_before_the_first_job(capsys, monkeypatch, tmp_path):
+    sweep = tmp_path / "sweep"
+    err = _main(capsys, monkeypatch, "-m", "modality=flair,t2w", f"data.layout.root={tmp_path / 'none'}",
+                f"hydra.sweep.dir={sweep}")
+    assert err.count("\n") == 1 and f"data root {tmp_path / 'none'} does not exist" in err, err
+    assert not sweep.exists()  # no job started: no folder, no network built
+
+
+def test_a_sweep_without_data_prints_nothing_else(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mutual_seg.run", "-m", "modality=flair,t2w",
+                           f"data.layout.root={tmp_path / 'none'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert done.stdout == "" and done.stderr.count("\n") == 1 and "does not exist" in done.stderr, done.stderr

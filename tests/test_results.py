@@ -36,7 +36,10 @@ def test_read_run_gives_rows_identity_and_model(tmp_path):
     run = read_run(write_run(tmp_path / "job", "flair_t2w", 3, rows_for(["A", "B"], 0.5)))
     assert run.ok and run.status == "ok" and run.error is None
     assert (run.task_name, run.modality_set, run.modalities, run.fold) == ("table2", "flair_t2w", ("flair", "t2w"), 3)
-    assert run.model == "mutual"  # summary.json has no model here: named from the config's fusion
+    assert run.model is None  # summary.json has no model here, nor is there Hydra's record
+    (run.path / ".hydra").mkdir()
+    (run.path / ".hydra" / "hydra.yaml").write_text("hydra:\n  runtime:\n    choices:\n      model: mutual\n")
+    assert read_run(run.path).model == "mutual"  # the model= choice, from Hydra's record of the job
     assert run.subjects == ["A", "B"]
     assert run.rows[1]["Dc"] == pytest.approx(0.51) and isinstance(run.rows[1]["Hd"], float)
     assert run.checkpoint is None
@@ -88,3 +91,23 @@ def test_reader_errors_name_the_file(tmp_path):
     (folder / "summary.json").write_text("{not json")
     with pytest.raises(ResultsError, match="summary.json cannot be read as JSON"):
         read_run(folder)
+
+
+def test_symlinked_job_folders_are_found_by_the_reader_and_by_attention_check(tmp_path):
+    import importlib.util
+
+    from mutual_seg.results import RunFolder
+
+    elsewhere = write_run(tmp_path / "disk2" / "job0", "flair_t2w", 0, rows_for(["A"], 0.5))
+    RunFolder(elsewhere).checkpoints.mkdir()
+    RunFolder(elsewhere).best_checkpoint.write_bytes(b"")
+    study = tmp_path / "study" / "default"
+    study.mkdir(parents=True)
+    (study / "job0").symlink_to(elsewhere, target_is_directory=True)  # a job folder moved to another disk
+    write_run(study / "job1", "flair", 0, rows_for(["A"], 0.4))  # no checkpoint kept: not checked
+    assert [r.path.name for r in find_runs(tmp_path / "study")] == ["job1", "job0"]
+    spec = importlib.util.spec_from_file_location("attention_check", Path(__file__).parents[1] / "experiments" /
+                                                  "attention_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert [r.path for r in module.study_jobs(tmp_path / "study")] == [study / "job0"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mutual_seg.errors import OutputError
 from mutual_seg.run import train
 
 TINY = ["trainer=cpu", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=2",
@@ -107,3 +108,32 @@ def test_resumed_run_reaches_the_same_metrics_as_an_uninterrupted_one(make_cfg, 
     val = [[(r["epoch"], r["val/dice"]) for r in _rows(tmp_path / run / "csv" / "metrics.csv") if r.get("val/dice")]
            for run in ("whole", "cut")]
     assert val[0] == val[1] and len(val[0]) == 2  # the CSV log kept epoch 0
+
+
+# -- a failed job's folder is a job to rerun (issue 18) -------------------------------------------------------------
+def test_a_folder_holding_only_a_failed_summary_is_rerun_without_overwrite(make_cfg, tmp_path):
+    from mutual_seg.results import RunFolder, write_failed
+    from mutual_seg.runtime.preflight import preflight
+
+    out = tmp_path / "run"
+    out.mkdir()
+    write_failed(out, {"fold": 0}, "DataError: subject X, file x.nii.gz: truncated; re-export it")
+    assert preflight([f"hydra.run.dir={out}"]) == [f"hydra.run.dir={out}"]  # not refused before Hydra
+    summary = train(make_cfg(["trainer.limit_train_batches=1", "test=false"]))
+    assert summary["status"] == "ok" and summary["error"] is None
+    saved = json.loads(RunFolder(out).summary.read_text())
+    assert saved["status"] == "ok" and saved["earlier_failure"].startswith("DataError: subject X")
+    with pytest.raises(OutputError, match="already holds an earlier run's results"):  # a finished run is guarded
+        train(make_cfg(["trainer.limit_train_batches=1", "test=false"]))
+
+
+def test_a_failed_job_that_left_checkpoints_is_still_guarded(tmp_path):
+    from mutual_seg.results import RunFolder, write_failed
+
+    folder = RunFolder(tmp_path)
+    write_failed(tmp_path, {"fold": 0}, "killed in epoch 3")
+    folder.checkpoints.mkdir()
+    folder.last_checkpoint.write_bytes(b"weights")
+    with pytest.raises(OutputError, match=r"checkpoints/last.ckpt"):
+        folder.guard(resume=False, overwrite=False)
+    assert folder.last_checkpoint.read_bytes() == b"weights"

@@ -28,10 +28,10 @@ def test_two_step_run_writes_metrics_csv_and_summary_json(make_cfg, tmp_path):
 
 
 def test_checkpoint_alone_rebuilds_the_model_and_its_preprocessing(make_cfg, tmp_path):
-    from mutual_seg.lit import SegModule
+    from mutual_seg.checkpoint import load_module
 
     train(make_cfg(["trainer.limit_train_batches=1", "test=false"]))
-    module = SegModule.load_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu")
+    module = load_module(tmp_path / "run" / "checkpoints" / "last.ckpt")  # weights_only: nothing unpickled
     assert module.hparams.modalities == ["flair", "t2w"]
     assert module.hparams.preprocessing["normalization"] == "minmax"
     assert module.net.modalities == ("flair", "t2w")

@@ -18,7 +18,6 @@ tumour voxels outside the brain mask. As in nnU-Net's ``verify_dataset_integrity
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -32,11 +31,12 @@ import nibabel as nib
 import numpy as np
 from rich.progress import track
 
+from mutual_seg.cli import ArgumentParser, run_main
 from mutual_seg.data.layouts import LAYOUTS, UCSFPDGMLayout, describe_missing
 from mutual_seg.data.nifti import load_volume
 from mutual_seg.data.preprocess import binarize_label, check_geometry
 from mutual_seg.data.subject import Subject
-from mutual_seg.errors import DataError, MutualSegError, subject_error
+from mutual_seg.errors import DataError, subject_error
 
 
 @dataclass(frozen=True)
@@ -210,26 +210,26 @@ def _layout(kind: str, data: Path) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point ``mutual-seg-check``; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="mutual-seg-check", description=__doc__.split("\n")[0])
+    """Console entry point ``mutual-seg-check``; returns the exit code (2 and one ``error:`` line for a user error)."""
+    return run_main(lambda: _check(argv))
+
+
+def _check(argv: Sequence[str] | None) -> int:
+    parser = ArgumentParser(prog="mutual-seg-check", description=__doc__.split("\n")[0])
     parser.add_argument("data", type=Path, help="data folder (manifest: the CSV file)")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="ucsf_pdgm")
     parser.add_argument("--modalities", help="comma-separated, e.g. flair,t2w (default: every one the layout has)")
     parser.add_argument("--json", type=Path, help="also write the findings to this JSON file")
     args = parser.parse_args(argv)
-    try:
-        layout, allowed = _layout(args.layout, args.data)
-        modalities = args.modalities.split(",") if args.modalities else list(layout.modalities)
-        if args.layout == "manifest" and not args.modalities:
-            modalities = [m for m in modalities if m in layout._read()[0]]
-        problems = check_set(layout, modalities, allowed, deep=True, progress=True)
-        if args.json:
-            from mutual_seg.runtime.atomic import atomic_write_text
+    layout, allowed = _layout(args.layout, args.data)
+    modalities = args.modalities.split(",") if args.modalities else list(layout.modalities)
+    if args.layout == "manifest" and not args.modalities:
+        modalities = [m for m in modalities if m in layout._read()[0]]
+    problems = check_set(layout, modalities, allowed, deep=True, progress=True)
+    if args.json:
+        from mutual_seg.atomic import atomic_write_text
 
-            atomic_write_text(args.json, json.dumps([asdict(p) for p in problems], indent=2) + "\n")
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        atomic_write_text(args.json, json.dumps([asdict(p) for p in problems], indent=2) + "\n")
     for problem in problems:
         print(problem.message)
     print(f"{len(problems)} problem(s) in {len(layout.scan(modalities))} subject(s) at {args.data}", file=sys.stderr)

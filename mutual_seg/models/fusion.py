@@ -16,8 +16,8 @@ ablation baselines. All work for any I >= 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +82,9 @@ class MeanFusion(nn.Module):
         scale: scale index (unused).
     """
 
+    name: ClassVar[str] = "mean"
+    has_attention: ClassVar[bool] = False
+
     def __init__(self, channels: int, num_inputs: int, scale: int) -> None:
         super().__init__()
         self.num_inputs = num_inputs
@@ -103,6 +106,9 @@ class ConcatFusion(nn.Module):
         num_inputs: I, the number of modality tracks.
         scale: scale index (unused).
     """
+
+    name: ClassVar[str] = "concat"
+    has_attention: ClassVar[bool] = False
 
     def __init__(self, channels: int, num_inputs: int, scale: int) -> None:
         super().__init__()
@@ -157,6 +163,9 @@ class MutualAttentionFusion(nn.Module):
         key_channels: channels of Q and K (all heads together); None means ``channels``.
         output: one of :data:`OUTPUTS`.
     """
+
+    name: ClassVar[str] = "mutual"
+    has_attention: ClassVar[bool] = True  # forward returns per-modality weights
 
     def __init__(
         self,
@@ -272,6 +281,22 @@ FUSIONS: dict[str, type[nn.Module]] = {
     "concat": ConcatFusion,
     "mean": MeanFusion,
 }
+
+
+def fusion_label(fusion: Any, options: Mapping[str, Any]) -> str:
+    """The short name of a fusion class (or a ``functools.partial`` of one) built with ``options``.
+
+    Its class attribute ``name`` (``mean``, ``concat``, ``mutual``...), followed by ``_<reading>`` when the options
+    choose a reading (``mutual_modality``, ``mutual_token``): the name in ``summary.json``, W&B tags and
+    ``predict.json``. A new fusion sets ``name`` (and ``has_attention`` when it returns weights).
+    """
+    cls = getattr(fusion, "func", fusion)
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"fusion {getattr(cls, '__name__', cls)!r} has no class attribute `name`; set one "
+                          "(e.g. name = \"mean\") in models/fusion.py")
+    reading = options.get("reading")
+    return f"{name}_{reading}" if reading else name
 
 
 def build_fusion(

@@ -11,7 +11,8 @@ tracks to ignore, and ``modality_dropout`` trains for it by dropping whole track
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from mutual_seg.errors import ConfigError
 from mutual_seg.modalities import MODALITIES
 from mutual_seg.models.blocks import DecMod, EncMod, Map, probabilities
+from mutual_seg.models.fusion import fusion_label
 
 
 class Encoder(nn.Module):
@@ -153,6 +155,8 @@ class SegNet(nn.Module):
         self.features = tuple(features)
         self.modality_dropout = float(modality_dropout)
         self.early_fusion = bool(early_fusion)
+        # What the network is, said once (summary.json, W&B tags, predict.json, the ablation table read it).
+        self._fusion_name = "early" if self.early_fusion else fusion_label(fusion, getattr(fusion, "keywords", {}))
         num_inputs = len(self.modalities)
         if self.early_fusion:
             self.encoder = Encoder(num_inputs, features, convs_per_stage)
@@ -175,6 +179,17 @@ class SegNet(nn.Module):
         self.last_attention: list[Tensor | None] = [None] * len(features)
         # The present mask actually used by the last forward (after modality dropout), [B, I].
         self.last_present: Tensor | None = None
+
+    @property
+    def fusion_name(self) -> str:
+        """Short name of the fusion: ``early`` (one encoder), else the fusion class's ``name`` (``mean``, ``concat``,
+        ``mutual_modality``, ``mutual_token`` ...; :func:`~mutual_seg.models.fusion.fusion_label`)."""
+        return self._fusion_name
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether the fusions return per-modality attention weights (``last_attention``; mutual attention)."""
+        return self.fusions is not None and bool(getattr(type(self.fusions[0]), "has_attention", False))
 
     @property
     def depth(self) -> int:
@@ -305,3 +320,13 @@ def _check_token_scales(fusions: nn.ModuleList, depth: int) -> None:
                 f"model.net.fusion.token_scales {beyond} outside scales 0..{depth - 1} of this "
                 f"network (len(features) = {depth}); e.g. token_scales: [{depth - 1}] for the bottom"
             )
+
+
+def fusion_name_of(net: Mapping[str, Any]) -> str:
+    """:attr:`SegNet.fusion_name` of a network config (``model.net``) without building it (e.g. for a failed job)."""
+    from hydra.utils import get_class
+
+    fusion = net.get("fusion")
+    if net.get("early_fusion") or not fusion:
+        return "early"
+    return fusion_label(get_class(str(fusion["_target_"])), fusion)

@@ -1,8 +1,8 @@
 """The ablation table (`mutual-seg-report STUDY --ablation`): every cell's mean test metrics, paired tests.
 
 Reads every job folder under the study folder (``experiments/ablation.py`` writes it) with
-``mutual_seg.results.find_runs`` (the run-folder reader; the model choice from summary.json, or Hydra's
-``.hydra/hydra.yaml`` for older folders). A cell is (generator variant, modality set, model, modality dropout); its
+``mutual_seg.results.find_runs`` (the run-folder reader; the model choice from summary.json, or Hydra's record of
+the job for older folders; the fusion as the network names it, ``SegNet.fusion_name``). A cell is (generator variant, modality set, model, modality dropout); its
 test rows are keyed by (subject, seed): each seed draws other folds, and 5-fold cross-validation tests every
 subject once per seed. Two cells are compared on the keys they share by the Wilcoxon signed-rank test on Dice
 (:func:`mutual_seg.report.stats.paired_comparison`, two-sided; p is NaN when no pair differs); "FLAIR alone" is
@@ -16,27 +16,24 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import mean, stdev
 
-import yaml
-
+from mutual_seg.atomic import atomic_write_text
 from mutual_seg.errors import MutualSegError
+from mutual_seg.models.fusion import MutualAttentionFusion
+from mutual_seg.models.network import fusion_name_of
 from mutual_seg.report.stats import paired_comparison
 from mutual_seg.results import Run, find_runs
-from mutual_seg.runtime.atomic import atomic_write_text
 
 Cell = tuple[str, str, str, float]  # variant, modality set, model, modality dropout
 
 
 def cell_of(run: Run, study: Path) -> Cell:
     """A job's cell: the variant is its first folder under the study; the model is the Hydra choice name."""
-    model = run.summary.get("model")
-    hydra_yaml = run.path / ".hydra" / "hydra.yaml"
-    if not model and hydra_yaml.is_file():
-        model = yaml.safe_load(hydra_yaml.read_text())["hydra"]["runtime"]["choices"]["model"]
     net = (run.config.get("model") or {}).get("net") or {}
     dropout = float(net.get("modality_dropout", 0.0))
     fusion = net.get("fusion") or {}
-    name = str(model or run.model)
-    if str(fusion.get("_target_", "")).endswith("MutualAttentionFusion") and not net.get("early_fusion"):
+    name = str(run.model)
+    fusion_name = run.summary.get("fusion") or (fusion_name_of(net) if net else "")  # unfinished: from its config
+    if str(fusion_name).split("_")[0] == MutualAttentionFusion.name:
         # mutual attention's output path (models/fusion.py): folders from before the setting computed "residual"
         output = fusion.get("output", "residual")
         name += f"-{output}" if output != "paper" else ""

@@ -14,10 +14,10 @@ import numpy as np
 from rich.console import Console
 from rich.progress import track
 
+from mutual_seg.atomic import atomic_write_text
 from mutual_seg.errors import MutualSegError, OutputError, ResultsError
 from mutual_seg.report import figures, overlays, stats, tables
 from mutual_seg.results import Run, describe_layout, find_runs
-from mutual_seg.runtime.atomic import atomic_write_text
 
 N_OVERLAYS = 3  # subjects drawn by default: where the two arms differ most in Dice
 
@@ -168,7 +168,7 @@ def _overlays(report: Report, runs: Sequence[Run], arms: tuple[str, str], subjec
             report.warnings.append(f"overlay of {subject}: not tested in both {arms[0]} and {arms[1]}; skipped")
             continue
         try:
-            items, preds = zip(*(overlays.predict_subject(run, subject) for run in arm_runs))
+            items, preds = zip(*(overlays.segment_test_subject(run, subject) for run in arm_runs))
         except MutualSegError as err:
             report.warnings.append(f"overlay of {subject} skipped: {err}")
             continue

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mutual_seg.errors import MutualSegError
+from mutual_seg.cli import ArgumentParser, run_main
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="mutual-seg-report",
         description="Turn run folders into the paper's Table 1 and 2 (Markdown + CSV), paired statistics, "
                     "Fig. 5 box plots and Fig. 6/7-style overlays; or, with --ablation, an ablation study's table.")
@@ -36,23 +35,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """0 when the report is written; 2 and one `error:` line for input the user can fix."""
+    return run_main(lambda: _report(argv))
+
+
+def _report(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        if args.ablation:  # the table alone: none of the figures' heavy imports
-            from mutual_seg.report.ablation import write_ablation_table
+    if args.ablation:  # the table alone: none of the figures' heavy imports
+        from mutual_seg.report.ablation import write_ablation_table
 
-            print(write_ablation_table(args.dir, args.out, args.overwrite))
-            return 0
-        from mutual_seg.report.build import (  # after --help: matplotlib/torch load slowly
-            N_OVERLAYS,
-            make_report,
-        )
+        print(write_ablation_table(args.dir, args.out, args.overwrite))
+        return 0
+    from mutual_seg.report.build import (  # after --help: matplotlib/torch load slowly
+        N_OVERLAYS,
+        make_report,
+    )
 
-        make_report(args.dir, args.out, args.exclude, args.compare, args.subjects, args.slices,
-                    N_OVERLAYS if args.overlays is None else args.overlays, args.overwrite)
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    make_report(args.dir, args.out, args.exclude, args.compare, args.subjects, args.slices,
+                N_OVERLAYS if args.overlays is None else args.overlays, args.overwrite)
     return 0
 
 

@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mutual_seg.runtime.atomic import atomic_path
+from mutual_seg.atomic import atomic_path
 
 COLORS = ("tab:orange", "tab:blue")
 FIG5_SIZE_IN = (15.0, 6.0)

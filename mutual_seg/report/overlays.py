@@ -17,12 +17,12 @@ from hydra.utils import instantiate
 from matplotlib.colors import ListedColormap
 from omegaconf import OmegaConf
 
+from mutual_seg.atomic import atomic_path
 from mutual_seg.data.slices import VolumeDataset
 from mutual_seg.errors import MutualSegError, ResultsError
 from mutual_seg.report.figures import DPI, plt
 from mutual_seg.report.tables import display_name
 from mutual_seg.results import Run
-from mutual_seg.runtime.atomic import atomic_path
 
 RED = ListedColormap(["red"])  # masks in red over the image, as the paper's figures
 
@@ -38,14 +38,17 @@ class Case:
     preds: dict[str, np.ndarray]
 
 
-def predict_subject(run: Run, subject: str) -> tuple[dict, np.ndarray]:
+def segment_test_subject(run: Run, subject: str) -> tuple[dict, np.ndarray]:
     """The subject's volume item (``VolumeDataset``) and the run's binary prediction [Z, X, Y] (output 0).
+
+    The checkpoint is read by :func:`mutual_seg.checkpoint.load_module` and the volume segmented by the test step's
+    own path (``SegModule.segment_volume``: :mod:`mutual_seg.inference`), so the overlay shows what was scored.
 
     Raises:
         ResultsError: the run has no checkpoint, or its data set / the subject cannot be found now.
     """
-    from mutual_seg.ensemble import (
-        load_model,  # torch + Lightning: only the overlays pay for the import
+    from mutual_seg.checkpoint import (
+        load_module,  # torch + Lightning: only the overlays pay for the import
     )
 
     ckpt = run.checkpoint
@@ -61,7 +64,7 @@ def predict_subject(run: Run, subject: str) -> tuple[dict, np.ndarray]:
     if not subjects:
         raise ResultsError(f"subject {subject} is not in the test fold of run {run.path}")
     item = VolumeDataset(subjects, list(run.modalities))[0]
-    module, _, _ = load_model(ckpt, torch.device("cpu"))  # weights_only: a run folder may come from anyone
+    module = load_module(ckpt)  # weights_only: a run folder may come from anyone
     module.eval()
     spacing = tuple(float(s) for s in item["spacing"])
     with torch.no_grad():

@@ -44,6 +44,9 @@ _PARENT_ONLY = ("hydra.mode", "hydra.run", "hydra.sweep", "hydra.sweeper", "hydr
                 "hydra/launcher", "hydra.output_subdir", "hydra.job.name", "hydra/job_logging", "hydra.callbacks",
                 "hydra/callbacks")
 _CHILD_EXIT_TIMEOUT_S = 120.0
+# What a process of rank > 0 adds to its Hydra job: rank 0 alone writes .hydra/ and the log file (run.log);
+# the others log to their console only. Used by the DDP children here and by SLURM tasks (runtime/slurm.py).
+RANK_ZERO_ONLY_OUTPUTS = ("hydra.output_subdir=null", "hydra/job_logging=stdout")
 _LAUNCHED: list[JobSubprocessLauncher] = []  # launchers that started children during the current job
 
 
@@ -68,8 +71,7 @@ def job_command(local_rank: int, hydra_cfg: Any | None = None) -> list[str]:
     return [*command, *task, *inherited,
             f"hydra.run.dir={_quote(str(hydra_cfg.runtime.output_dir))}",
             f"hydra.job.name=ddp_rank{local_rank}",
-            "hydra.output_subdir=null",       # rank 0 alone writes .hydra/
-            "hydra/job_logging=stdout"]       # and the log file; children log to their console only
+            *RANK_ZERO_ONLY_OUTPUTS]          # rank 0 alone writes .hydra/ and the log file
 
 
 class JobSubprocessLauncher(_SubprocessScriptLauncher):

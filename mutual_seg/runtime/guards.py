@@ -1,23 +1,17 @@
-"""Refusals before a run touches anything: inconsistent run switches, and a run folder that holds earlier results.
+"""Refusals before a run touches anything: run switches that contradict each other, optimizer settings torch refuses.
 
-A run never silently replaces what an earlier run wrote: an existing run folder with results is refused unless
-``resume=true`` (continue it, see ``runtime/resume.py``) or ``overwrite=true`` (replace it on purpose).
+The run folder's own guard (an earlier run's results are refused unless ``resume=true`` or ``overwrite=true``) is
+``results.RunFolder.guard``, the one owner of the folder's file names.
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 from omegaconf import DictConfig
 
-from mutual_seg.errors import ConfigError, OutputError
-
-log = logging.getLogger(__name__)
-
-# What a run writes into its folder (run-folder contract); any of them means "an earlier run was here".
-RESULT_FILES = ("summary.json", "metrics.csv", "provenance.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
-                "csv/metrics.csv")
+from mutual_seg.errors import ConfigError
 
 
 def check_run_switches(cfg: DictConfig) -> None:
@@ -45,27 +39,52 @@ def check_run_switches(cfg: DictConfig) -> None:
         raise ConfigError("resume=true continues training, but train=false; drop resume=true")
 
 
-def earlier_results(folder: str | Path) -> list[Path]:
-    """The result files an earlier run left in ``folder`` (empty if none)."""
-    folder = Path(folder)
-    return [folder / name for name in RESULT_FILES if (folder / name).is_file()]
+
+# torch's words for an optimizer's arguments in its ValueErrors ("Invalid learning rate: -1.0").
+_ARGUMENT_WORDS = {"lr": "learning rate", "eps": "epsilon", "betas": "beta", "weight_decay": "weight_decay",
+                   "momentum": "momentum", "T_max": "t_max", "eta_min": "eta_min"}
 
 
-def guard_run_folder(folder: str | Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to run into a folder holding earlier results, unless resuming; with ``overwrite`` remove them first.
+def check_optim(cfg: DictConfig) -> None:
+    """Build the optimizer and scheduler ``optim`` names on a stand-in parameter, before any data or model.
+
+    torch checks their values only when Lightning builds them, after the data and the model, and then raises a
+    bare ``ValueError`` deep in a traceback; here that is one line naming the key (``optim.optimizer.lr``).
 
     Raises:
-        OutputError: the folder holds results and neither ``resume=true`` nor ``overwrite=true`` was passed.
+        ConfigError: the setting torch refused, its value and torch's reason.
     """
-    found = earlier_results(folder)
-    if not found or resume:
+    import torch
+    from hydra.utils import instantiate
+
+    optim = cfg.get("optim")
+    if not optim or not optim.get("optimizer"):
         return
-    if not overwrite:
-        names = ", ".join(str(p.relative_to(folder)) for p in found)
-        raise OutputError(
-            f"run folder {folder} already holds an earlier run's results ({names}); pass resume=true to continue it, "
-            f"overwrite=true to replace it, or choose another hydra.run.dir"
-        )
-    for path in found:
-        log.warning("overwrite=true: removing %s of the earlier run", path)
-        path.unlink()
+    optimizer = _build("optim.optimizer", optim.optimizer, lambda f: f(params=[torch.nn.Parameter(torch.zeros(1))]),
+                       instantiate)
+    if optim.get("scheduler"):
+        _build("optim.scheduler", optim.scheduler, lambda f: f(optimizer=optimizer), instantiate)
+
+
+def _build(key: str, node: DictConfig, call: Callable[[Any], Any], instantiate: Callable[[Any], Any]) -> Any:
+    try:
+        return call(instantiate(node))
+    except (ValueError, TypeError) as err:
+        raise ConfigError(_setting_error(key, node, err)) from err
+    except Exception as err:  # Hydra's InstantiationException around a bad _target_ or argument
+        cause = err.__cause__
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(_setting_error(key, node, cause)) from err
+        raise
+
+
+def _setting_error(key: str, node: DictConfig, err: BaseException) -> str:
+    """``optim.optimizer.lr=-1.0: Invalid learning rate: -1.0; ...``: the setting named from torch's message."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    lower = text.lower()
+    names = [k for k in node if k not in ("_target_", "_partial_")
+             and (f"'{k}'" in text or _ARGUMENT_WORDS.get(str(k), str(k)).lower() in lower)]
+    if names:
+        setting = ", ".join(f"{key}.{k}={node[k]}" for k in names)
+        return f"{setting}: {text}; change {'that setting' if len(names) == 1 else 'those settings'}"
+    return f"{key} ({node.get('_target_')}): {text}; check its settings under {key}"

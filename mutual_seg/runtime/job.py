@@ -44,12 +44,15 @@ def reason(err: BaseException, user: BaseException | None) -> str:
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
-def record_failure(cfg: DictConfig, err: BaseException, user: BaseException | None) -> bool:
-    """Write the failed job's ``summary.json`` (global rank 0); True when the sweep should go on to its next job."""
+def record_failure(cfg: DictConfig, err: BaseException, user: BaseException | None, fusion: str | None) -> bool:
+    """Write the failed job's ``summary.json`` (global rank 0); True when the sweep should go on to its next job.
+
+    ``fusion``: the network's fusion name (``results.job_identity``), None when the config names none buildable.
+    """
     line = reason(err, user)
     if is_global_zero():
         try:
-            write_failed(Path(cfg.paths.output_dir), job_identity(cfg), line)
+            write_failed(Path(cfg.paths.output_dir), job_identity(cfg, fusion), line)
         except Exception as write_err:  # noqa: BLE001 - the original failure is the one to report
             log.error("could not write the failed job's summary.json: %s", write_err)
     if in_multirun() and not isinstance(user, DeviceError):

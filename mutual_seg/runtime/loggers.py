@@ -17,7 +17,9 @@ import netrc
 import os
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from hydra.core.hydra_config import HydraConfig
@@ -27,15 +29,14 @@ from pytorch_lightning import Callback
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from mutual_seg.errors import ConfigError
-from mutual_seg.results import job_identity
 
 log = logging.getLogger(__name__)
 WANDB_FACTORY = f"{__name__}.wandb_logger"
 _MODES = ("auto", "online", "offline", "disabled")
 
 
-def build_loggers(cfg: DictConfig) -> tuple[list[Logger], list[Callback]]:
-    """The loggers and the logger callbacks under ``cfg.logger``, in config order."""
+def build_loggers(cfg: DictConfig, identity: Mapping[str, Any]) -> tuple[list[Logger], list[Callback]]:
+    """The loggers and the logger callbacks under ``cfg.logger``, in config order; ``identity``: ``job_identity``."""
     loggers: list[Logger] = []
     callbacks: list[Callback] = []
     for child in (cfg.get("logger") or {}).values():
@@ -43,7 +44,7 @@ def build_loggers(cfg: DictConfig) -> tuple[list[Logger], list[Callback]]:
             continue
         if child._target_ == WANDB_FACTORY:  # needs the whole run config, which instantiate() would try to build
             settings = OmegaConf.to_container(child, resolve=True)
-            built = wandb_logger(cfg, **{k: v for k, v in settings.items() if k != "_target_"})
+            built = wandb_logger(cfg, identity, **{k: v for k, v in settings.items() if k != "_target_"})
         else:
             built = instantiate(child)
         (loggers if isinstance(built, Logger) else callbacks).append(built)
@@ -78,12 +79,13 @@ def sweep_group(task_name: str, output_dir: str) -> str:
     return f"{task_name}_{Path(str(folder)).name}"
 
 
-def wandb_logger(run_config: DictConfig, project: str, entity: str | None, mode: str, init_timeout_s: float,
+def wandb_logger(run_config: DictConfig, identity: Mapping[str, Any], project: str, entity: str | None, mode: str, init_timeout_s: float,
                  save_dir: str, log_model: bool, tags: list[str] | None = None) -> WandbLogger:
-    """Lightning's ``WandbLogger`` for this job: name, group, tags and the resolved config from ``run_config``."""
+    """Lightning's ``WandbLogger`` for this job: name, group and tags from ``identity`` (``results.job_identity``),
+    the resolved config from ``run_config``."""
     import wandb
 
-    who = job_identity(run_config)
+    who = identity
     mode = resolve_mode(mode)
     name = f"{who['modality_set']}_fold{who['fold']}"
     job_tags = [who["modality_set"], f"fold{who['fold']}", f"model:{who['model']}", f"fusion:{who['fusion']}"]

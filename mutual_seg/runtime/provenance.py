@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from mutual_seg.runtime.atomic import atomic_write_text
+from mutual_seg.atomic import atomic_write_text
+from mutual_seg.results import RunFolder
 
 PACKAGES = ("mutual_seg", "torch", "pytorch-lightning", "hydra-core", "omegaconf", "numpy", "scipy", "nibabel",
             "torchmetrics", "medpy", "wandb")
@@ -81,4 +82,4 @@ def write_provenance(out_dir: str | Path, data: Mapping[str, Any], extra: Mappin
     """Write ``provenance.json`` into ``out_dir`` atomically; return its path."""
     record = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git": git_state(),
               "packages": package_versions(), "hardware": hardware(), "data": dict(data), **(extra or {})}
-    return atomic_write_text(Path(out_dir) / "provenance.json", json.dumps(record, indent=2) + "\n")
+    return atomic_write_text(RunFolder(Path(out_dir)).provenance, json.dumps(record, indent=2) + "\n")

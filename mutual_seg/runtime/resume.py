@@ -9,7 +9,6 @@ status ``ok``) are skipped and unfinished ones continue.
 
 from __future__ import annotations
 
-import csv
 import glob
 import logging
 import os
@@ -27,8 +26,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from mutual_seg.errors import ResultsError
-from mutual_seg.results import read_run
-from mutual_seg.runtime.guards import guard_run_folder
+from mutual_seg.results import RunFolder, read_run
 
 log = logging.getLogger(__name__)
 RNG_KEY = "mutual_seg_rng_states"
@@ -36,7 +34,7 @@ RNG_KEY = "mutual_seg_rng_states"
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
     """The run folder's ``checkpoints/last.ckpt``, if there is one."""
-    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+    path = RunFolder(Path(run_dir)).last_checkpoint
     return path if path.is_file() else None
 
 
@@ -102,15 +100,6 @@ class ResumeState(pl.Callback):
         self.csv_rows = []
 
 
-def read_csv_log(run_dir: str | Path) -> list[dict[str, str]]:
-    """Rows of the run's Lightning CSV log (``csv/metrics.csv``), if any."""
-    path = Path(run_dir) / "csv" / "metrics.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def locate_run_dir(cfg: DictConfig, multirun: bool) -> Path | None:
     """For ``resume=true`` without an explicit folder: the newest earlier run (or sweep) folder of this command.
 
@@ -136,18 +125,30 @@ class RunPlan:
     callback: ResumeState
     ckpt_path: Path | None = None
     finished: dict[str, Any] | None = None
+    earlier_failure: str | None = None  # a failed job rerun in its folder: why it failed (kept in the new summary)
 
 
 def plan_run(run_dir: str | Path, resume: bool, overwrite: bool) -> RunPlan:
     """Refuse a folder with earlier results (unless resuming or overwriting), and find what to resume from.
 
+    A folder holding only a failed job's ``summary.json`` is a job to rerun: its reason is logged and carried into
+    the new summary (``earlier_failure``), and the stale summary is removed, so a rerun killed in turn reads as
+    unfinished, not as the old failure.
+
     Raises:
         OutputError: the folder holds an earlier run's results and neither switch was passed.
     """
+    folder = RunFolder(Path(run_dir))
+    earlier_failure = None
     if getattr(rank_zero_only, "rank", 0) == 0:  # DDP processes started later find rank 0's files: not a refusal
-        guard_run_folder(run_dir, resume, overwrite)
+        failed = folder.failed_only() if not resume else None
+        folder.guard(resume, overwrite)
+        if failed is not None and folder.summary.is_file():
+            earlier_failure = str(failed.get("error") or "unknown reason")
+            log.warning("%s held a failed job (%s); running it again", run_dir, earlier_failure)
+            folder.summary.unlink()
     if not resume:
-        return RunPlan(ResumeState())
+        return RunPlan(ResumeState(), earlier_failure=earlier_failure)
     finished = finished_summary(run_dir)
     if finished is not None:
         log.info("resume=true: %s finished earlier (summary.json status ok); skipping it", run_dir)
@@ -157,4 +158,4 @@ def plan_run(run_dir: str | Path, resume: bool, overwrite: bool) -> RunPlan:
         log.info("resume=true: no checkpoints/last.ckpt in %s; starting from scratch", run_dir)
         return RunPlan(ResumeState())
     log.info("resume=true: continuing %s from %s", run_dir, ckpt)
-    return RunPlan(ResumeState(read_csv_log(run_dir)), ckpt_path=ckpt)
+    return RunPlan(ResumeState(folder.read_csv_log()), ckpt_path=ckpt)

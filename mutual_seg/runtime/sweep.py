@@ -20,9 +20,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from mutual_seg.atomic import atomic_write_text
 from mutual_seg.metrics import METRIC_NAMES
 from mutual_seg.results import ResultsError, Run, read_run, sweep_jobs
-from mutual_seg.runtime.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 _FIXED = ("job", "overrides", "modalities", "fold", "status")

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mutual_seg.cli import ArgumentParser, run_main
 from mutual_seg.data.synthetic.contrasts import VARIANTS
 from mutual_seg.data.synthetic.writer import generate_dataset
-from mutual_seg.errors import ConfigError, MutualSegError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit code 2, like our other errors
-        raise ConfigError(message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m mutual_seg.data.synthetic`: 0 on success, 2 and one `error:` line otherwise."""
-    parser = _Parser(
+    return run_main(lambda: _generate(argv))
+
+
+def _generate(argv: Sequence[str] | None) -> int:
+    parser = ArgumentParser(
         prog="python -m mutual_seg.data.synthetic",
         description="Write a synthetic astrocytoma data set in the UCSF-PDGM layout.",
     )
@@ -39,21 +37,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers", type=int, default=None, help="processes (default min(2, CPUs))"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    try:
-        args = parser.parse_args(argv)
-        ids = generate_dataset(
-            args.out,
-            args.subjects,
-            args.seed,
-            args.shape,
-            args.variant,
-            args.workers,
-            args.overwrite,
-            progress=sys.stderr.isatty(),
-        )
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    args = parser.parse_args(argv)
+    ids = generate_dataset(
+        args.out,
+        args.subjects,
+        args.seed,
+        args.shape,
+        args.variant,
+        args.workers,
+        args.overwrite,
+        progress=sys.stderr.isatty(),
+    )
     print(f"wrote {len(ids)} synthetic subjects ({args.variant}) to {args.out}")
     return 0
 

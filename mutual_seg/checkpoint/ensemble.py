@@ -1,4 +1,4 @@
-"""Trained models rebuilt from checkpoints alone, and checked to agree when several form an ensemble.
+"""Trained models rebuilt from checkpoints alone (``load_module``), and checked to agree when several form an ensemble.
 
 Everything ``predict`` needs comes from the checkpoints: the network (its ``_target_`` config), the
 modalities in track order, the preprocessing settings, the threshold, batch size and post-processing.
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mutual_seg.checkpoint import differences, load_checkpoint
+from mutual_seg.checkpoint.format import differences, load_checkpoint
 from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.errors import CheckpointError, ConfigError, MutualSegError
 from mutual_seg.fastpath import FastPath, autocast
@@ -69,19 +69,25 @@ class Ensemble:
 
     @property
     def has_attention(self) -> bool:
-        """Whether every network's fusion returns attention weights (mutual attention)."""
-        return all(getattr(net, "fusions", None) is not None and
-                   type(net.fusions[0]).__name__ == "MutualAttentionFusion" for net in self.nets)  # fmt: skip
+        """Whether every network's fusion returns attention weights (mutual attention): ``SegNet.has_attention``."""
+        return all(net.has_attention for net in self.nets)
 
 
-def load_model(path: str | Path, device: torch.device) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """The module of one checkpoint (its network in eval mode on ``device``), its hyper-parameters and its stamp.
+def load_module(path: str | Path, device: torch.device | str = "cpu") -> Any:
+    """The ``SegModule`` of one checkpoint, read safely (``weights_only``), its network in eval mode on ``device``.
+
+    The one way to rebuild a trained model: never Lightning's ``load_from_checkpoint``, which unpickles.
 
     Raises:
         CheckpointError: unreadable or foreign file, or hyper-parameters/weights this version cannot build.
     """
+    return _load(path, torch.device(device))[0]
+
+
+def _load(path: str | Path, device: torch.device) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The module of one checkpoint (see :func:`load_module`), its hyper-parameters and its format stamp."""
     from mutual_seg.lit import (
-        SegModule,  # Lightning is heavy: imported only once a checkpoint is read
+        SegModule,  # Lightning is heavy, and the module sits above this package: imported once a file is read
     )
 
     checkpoint = load_checkpoint(path)
@@ -112,7 +118,7 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
         raise ConfigError("no checkpoint given; pass --checkpoint PATH (repeat it for an ensemble)")
     nets, infos, first, prepare = [], [], None, None
     for path in paths:
-        module, hparams, mark = load_model(path, device)
+        module, hparams, mark = _load(path, device)
         net = module.net
         prepare = prepare or module.fast_path.prepare
         if first is None:
@@ -127,7 +133,7 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
                     "trained on the same modalities and preprocessing"
                 )
         nets.append(module.fast_path.for_inference(net))
-        infos.append({"path": str(Path(path).absolute()), **mark, "fusion": _fusion_name(net),
+        infos.append({"path": str(Path(path).absolute()), **mark, "fusion": net.fusion_name,
                       "features": list(getattr(net, "features", []))})
     assert first is not None
     return Ensemble(
@@ -142,9 +148,3 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
         prepare=prepare,
     )
 
-
-def _fusion_name(net: nn.Module) -> str:
-    if getattr(net, "early_fusion", False):
-        return "early"
-    fusions = getattr(net, "fusions", None)
-    return type(fusions[0]).__name__ if fusions is not None else "none"

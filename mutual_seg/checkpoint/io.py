@@ -2,7 +2,7 @@
 
 Lightning's default writes the checkpoint into the destination through a buffer, so a full disk leaves a truncated
 ``best.ckpt`` and a long traceback. Here the bytes go to a temporary name beside the destination and are renamed
-over it only when complete (``runtime/atomic.py``): the earlier checkpoint stays intact, and a full disk, a
+over it only when complete (``mutual_seg/atomic.py``): the earlier checkpoint stays intact, and a full disk, a
 read-only folder or a missing permission stops the run with one ``OutputError`` line naming the path (exit 2).
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from mutual_seg.runtime.atomic import atomic_write_bytes, output_error
+from mutual_seg.atomic import atomic_write_bytes, output_error
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -1,4 +1,4 @@
-"""`mutual-seg-predict`: segment new patients from checkpoints alone, NIfTI in, NIfTI out.
+"""The command line of ``mutual-seg-predict``, turned into typed settings.
 
     python -m mutual_seg.predict --checkpoint run/checkpoints/best.ckpt --input PATIENT_DIR --output OUT
     python -m mutual_seg.predict --checkpoint f0.ckpt --checkpoint f1.ckpt --flair F.nii.gz --t2w T.nii.gz --output OUT
@@ -11,30 +11,60 @@ subject is reported and the others go on, the failures listed at the end (exit c
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mutual_seg.errors import ConfigError, MutualSegError
+from mutual_seg.cli import ArgumentParser, run_main
+from mutual_seg.errors import ConfigError
 from mutual_seg.modalities import DESCRIPTIONS, MODALITIES
-
-log = logging.getLogger(__name__)
 
 # --precision: the choices and the default (the one place; benchmarks/predict_speed.py reads it too).
 PRECISIONS = ("auto", "32", "bf16", "32-true", "bf16-mixed", "16-mixed")
 DEFAULT_PRECISION = "32"  # auto becomes the default once its Dice against float32 is measured (README)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit code 2, like our other errors
-        raise ConfigError(message)
+@dataclass(frozen=True)
+class PredictSettings:
+    """What one ``mutual-seg-predict`` command asks for (``parse_args``); ``predict.batch.predict`` takes it.
+
+    Attributes:
+        checkpoints: one ``.ckpt`` per ensemble member (probabilities averaged).
+        output: the output folder.
+        input: a subject folder, a folder of subject folders, or a manifest ``.csv``; None with ``images``.
+        images: explicit images by modality name (``--flair F ...``); empty with ``input``.
+        mask, subject_id: with explicit images, the normalization mask and the id used in file names.
+        save_probabilities, save_attention: also write ``<id>_prob.nii.gz`` / ``<id>_attention.nii.gz``.
+        tta, largest_component: in-plane flip averaging; keep only the largest 3D component.
+        device: ``auto`` | ``cpu`` | ``cuda``. precision: one of :data:`PRECISIONS`.
+        overwrite: replace existing outputs. command: the arguments as given (recorded in ``predict.json``).
+    """
+
+    checkpoints: tuple[Path, ...]
+    output: Path
+    input: Path | None = None
+    images: dict[str, Path] = field(default_factory=dict)
+    mask: Path | None = None
+    subject_id: str | None = None
+    save_probabilities: bool = False
+    save_attention: bool = False
+    tta: bool = False
+    largest_component: bool = False
+    device: str = "auto"
+    precision: str = DEFAULT_PRECISION
+    overwrite: bool = False
+    command: tuple[str, ...] = ()
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line; the ``--<modality>`` flags come from :mod:`mutual_seg.modalities`."""
-    parser = _Parser(prog="mutual-seg-predict", description="Segment new patients with trained mutual_seg checkpoints.")
+def parse_args(argv: Sequence[str] | None) -> PredictSettings:
+    """The command line as :class:`PredictSettings`; the ``--<modality>`` flags come from :mod:`mutual_seg.modalities`.
+
+    Raises:
+        ConfigError: a usage error, or ``--input`` and explicit images both given (or neither).
+    """
+    parser = ArgumentParser(prog="mutual-seg-predict", description="Segment new patients with trained mutual_seg checkpoints.")
     parser.add_argument("--checkpoint", action="append", required=True, type=Path, metavar="CKPT",
                         help="a .ckpt from a training run; repeat for an ensemble (probabilities averaged)")
     parser.add_argument("--input", type=Path, metavar="PATH",
@@ -56,39 +86,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "on CPUs with AMX/AVX-512 BF16, probabilities within ~1e-3; auto: bf16 where the CPU or "
                              "GPU has bf16 units, float32 elsewhere")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     explicit = {m: getattr(args, m) for m in MODALITIES if getattr(args, m) is not None}
     if (args.input is None) == (not explicit):
         raise ConfigError("give either --input PATH or the images (--flair F --t2w T ...), not both and not neither")
     if (args.mask or args.subject_id) and not explicit:
         raise ConfigError("--mask and --id go with explicit images (--flair F ...); a folder brings its own masks")
-    args.images = explicit
-    return args
+    return PredictSettings(
+        checkpoints=tuple(args.checkpoint), output=args.output, input=args.input, images=explicit, mask=args.mask,
+        subject_id=args.subject_id, save_probabilities=args.save_probabilities, save_attention=args.save_attention,
+        tta=args.tta, largest_component=args.largest_component, device=args.device, precision=args.precision,
+        overwrite=args.overwrite, command=("mutual-seg-predict", *argv),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: 0 when every subject was segmented, 2 with ``error:`` lines otherwise."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
-        args = parse_args(argv)
-        from mutual_seg.prediction import (
-            predict,  # torch and Lightning load only for a valid command line
-        )
+    return run_main(lambda: _predict(parse_args(argv)))
 
-        report = predict(args)
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+def _predict(settings: PredictSettings) -> int:
+    from mutual_seg.predict.batch import (
+        predict,  # torch and Lightning load only for a valid command line
+    )
+
+    report = predict(settings)
     for subject_id, message in report["failures"]:
         print(f"error: {message}" if subject_id in message else f"error: subject {subject_id}: {message}", file=sys.stderr)
     done = len(report["subjects"])
     if report["failures"]:
         print(f"{len(report['failures'])} of {done + len(report['failures'])} subject(s) failed (listed above); "
-              f"{done} written to {args.output}", file=sys.stderr)
+              f"{done} written to {settings.output}", file=sys.stderr)
         return 2
-    print(f"segmented {done} subject(s) into {args.output}")
+    print(f"segmented {done} subject(s) into {settings.output}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Reading checkpoints safely, and telling users in one line why one cannot be used.
+"""Checkpoint files: the format stamp and its upgrades, safe reading, and the compatibility check with a run.
 
 A ``.ckpt`` is a pickle, and unpickling runs code: a checkpoint someone sent you must never be
 loaded with ``weights_only=False``. Everything here loads with ``torch.load(weights_only=True)``,
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mutual_seg import __version__
 from mutual_seg.errors import CheckpointError
@@ -169,3 +170,21 @@ def check_compatible(path: str | Path, hparams: Mapping[str, Any], expected: Map
             f"checkpoint {path} does not fit this run: {'; '.join(diffs[:4])}{more}; use the config it was "
             "trained with (its run folder's config.yaml, e.g. modality=...) or another checkpoint"
         )
+
+
+def to_plain(value: Any) -> Any:
+    """Resolved plain Python containers (checkpoints must not depend on a live OmegaConf tree)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def check_checkpoint(path: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters of a checkpoint (loaded safely), after checking they match the ones the run expects.
+
+    Raises:
+        CheckpointError: a folder, missing, unreadable or foreign file, or the differing fields named.
+    """
+    hparams = dict(load_checkpoint(path)["hyper_parameters"])
+    check_compatible(path, hparams, {k: to_plain(expected.get(k)) for k in ("modalities", "net", "preprocessing")})
+    return hparams

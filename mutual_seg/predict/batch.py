@@ -7,11 +7,7 @@ does) and written beside the others with the reference image's affine and header
 
 from __future__ import annotations
 
-import argparse
-import gzip
-import json
 import platform
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,47 +21,53 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mutual_seg import __version__
+from mutual_seg.checkpoint import Ensemble, load_ensemble
 from mutual_seg.config import CONFIG_DIR
-from mutual_seg.data.inputs import expected_names, find_inputs, subject_from_files
 from mutual_seg.data.preprocess import choose_mask, preprocess_subject, slice_first
 from mutual_seg.data.subject import Subject
-from mutual_seg.ensemble import Ensemble, load_ensemble
-from mutual_seg.errors import ConfigError, MutualSegError, OutputError, subject_error
+from mutual_seg.errors import ConfigError, MutualSegError, subject_error
 from mutual_seg.fastpath import autocast, resolve_precision
 from mutual_seg.inference import InferenceSettings, predict_volume, segment
-from mutual_seg.runtime.atomic import atomic_write_bytes, atomic_write_text
+from mutual_seg.predict.cli import PredictSettings
+from mutual_seg.predict.inputs import expected_names, find_inputs, subject_from_files
+from mutual_seg.predict.writer import (
+    OUTPUTS,
+    check_outputs,
+    to_nifti_order,
+    write_nifti,
+    write_report,
+)
 from mutual_seg.runtime.malloc import tune_malloc
 
-OUTPUTS = {"segmentation": "{id}_seg.nii.gz", "probabilities": "{id}_prob.nii.gz", "attention": "{id}_attention.nii.gz"}
 MASK_ESTIMATE = "union of the non-zero voxels of the supplied images, holes filled, largest 3D component"
 
 
-def predict(args: argparse.Namespace) -> dict[str, Any]:
-    """Segment every subject the command names; returns the report written to ``predict.json``.
+def predict(request: PredictSettings) -> dict[str, Any]:
+    """Segment every subject ``request`` (the command line, typed) names; returns the report written to ``predict.json``.
 
     Raises:
         MutualSegError: anything that stops the whole batch (bad checkpoint, no subject, existing outputs).
     """
     tune_malloc(OmegaConf.load(CONFIG_DIR / "config.yaml").get("malloc"))  # the run's settings (conf/config.yaml)
-    device = _device(args.device)
-    ensemble = load_ensemble(list(args.checkpoint), device)
-    precision = resolve_precision(args.precision, device)
+    device = _device(request.device)
+    ensemble = load_ensemble(list(request.checkpoints), device)
+    precision = resolve_precision(request.precision, device)
     if precision != "32-true":
         ensemble.use_fast_path(precision)
-    if args.save_attention and not ensemble.has_attention:
+    if request.save_attention and not ensemble.has_attention:
         fusions = ", ".join(f"{c['path']}: {c['fusion']}" for c in ensemble.checkpoints)
         raise ConfigError(f"--save-attention needs mutual-attention checkpoints ({fusions}); drop the flag")
-    if args.images:
-        extra = [m for m in args.images if m not in ensemble.modalities]
+    if request.images:
+        extra = [m for m in request.images if m not in ensemble.modalities]
         if extra:
             raise ConfigError(f"the checkpoint does not use --{', --'.join(extra)} (its modalities: "
                               f"{', '.join(ensemble.modalities)}); drop those images")
-        subjects, failures = [subject_from_files(args.images, args.mask, args.subject_id)], []
+        subjects, failures = [subject_from_files(request.images, request.mask, request.subject_id)], []
     else:
-        subjects, failures = find_inputs(args.input, ensemble.modalities)
-    wanted = [k for k in OUTPUTS if k == "segmentation" or getattr(args, f"save_{k}")]
-    _check_output(Path(args.output), subjects, wanted, args.overwrite)
-    settings = ensemble.settings(tta=args.tta, largest_component=args.largest_component)
+        subjects, failures = find_inputs(request.input, ensemble.modalities)
+    wanted = [k for k in OUTPUTS if k == "segmentation" or getattr(request, f"save_{k}")]
+    check_outputs(Path(request.output), [s.id for s in subjects], wanted, request.overwrite)
+    settings = ensemble.settings(tta=request.tta, largest_component=request.largest_component)
     rows: list[dict[str, Any]] = []
     console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -74,14 +76,14 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
         for subject in subjects:
             bar.update(task, description=f"predicting {subject.id}")
             try:
-                rows.append(predict_subject(subject, ensemble, settings, Path(args.output), wanted))
+                rows.append(predict_subject(subject, ensemble, settings, Path(request.output), wanted))
                 if rows[-1]["notes"]:
                     console.print(f"{subject.id}: {'; '.join(rows[-1]['notes'])}", soft_wrap=True, highlight=False)
             except MutualSegError as err:
                 failures.append((subject.id, str(err)))
             bar.advance(task)
     report = {
-        "command": ["mutual-seg-predict", *sys.argv[1:]],
+        "command": list(request.command),
         "checkpoints": ensemble.checkpoints,
         "modalities": list(ensemble.modalities),
         "modality_dropout": ensemble.modality_dropout,
@@ -90,12 +92,12 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
         "mask_estimation": MASK_ESTIMATE,
         "device": str(device),
         "precision": ensemble.precision,
-        "precision_choice": args.precision,
+        "precision_choice": request.precision,
         "versions": _versions(),
         "subjects": rows,
         "failures": [{"id": sid, "error": message} for sid, message in failures],
     }
-    atomic_write_text(Path(args.output) / "predict.json", json.dumps(report, indent=2) + "\n")
+    write_report(Path(request.output), report)
     report["failures"] = failures
     return report
 
@@ -141,7 +143,7 @@ def predict_subject(
         arrays["attention"] = (result.attention[:, keep].numpy(), np.float32)
     for kind, path in files.items():
         array, dtype = arrays[kind]
-        _write_nifti(path, _to_nifti_order(array, kind == "attention"), reference, dtype, f"mutual_seg {kind}")
+        write_nifti(path, to_nifti_order(array, kind == "attention"), reference, dtype, f"mutual_seg {kind}")
     notes = []
     if mask_choice[0] == "estimated":
         notes.append("no mask file: brain mask estimated from the images")
@@ -159,34 +161,6 @@ def predict_subject(
         "seconds": round(time.perf_counter() - start, 3),
         "notes": notes,
     }
-
-
-def _to_nifti_order(array: np.ndarray, keep_4d: bool) -> np.ndarray:
-    """[Z, C, X, Y] -> (X, Y, Z, C), one volume per output or modality; (X, Y, Z) for one output map."""
-    out = np.ascontiguousarray(np.transpose(array, (2, 3, 0, 1)))
-    return out[..., 0] if out.shape[3] == 1 and not keep_4d else out
-
-
-def _write_nifti(path: Path, data: np.ndarray, reference: nib.Nifti1Image, dtype: type, description: str) -> None:
-    """Write ``data`` with the reference image's affine and header (orientation, qform/sform codes), atomically."""
-    header = reference.header.copy()
-    header.set_data_dtype(dtype)
-    img = nib.Nifti1Image(data.astype(dtype), reference.affine, header)
-    img.header.set_slope_inter(1.0, 0.0)
-    img.header["descrip"] = description.encode()[:79]
-    img.header["intent_code"] = 0
-    atomic_write_bytes(path, gzip.compress(img.to_bytes(), compresslevel=1))
-
-
-def _check_output(out: Path, subjects: list[Subject], wanted: list[str], overwrite: bool) -> None:
-    """Refuse before any work when an output exists (unless ``overwrite``) or the folder is a file."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"output {out} is a file, not a folder; choose another --output")
-    planned = [out / OUTPUTS[k].format(id=s.id) for s in subjects for k in wanted] + [out / "predict.json"]
-    existing = [p for p in planned if p.exists()]
-    if existing and not overwrite:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputError(f"output {existing[0]} already exists{more}; pass --overwrite to replace, or choose another --output")
 
 
 def _device(choice: str) -> torch.device:
