@@ -16,7 +16,7 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from hydra.initialize import get_gh_backup, restore_gh_from_backup
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mutual_seg.errors import ConfigError
 
@@ -112,3 +112,10 @@ def group_options(group: str) -> list[str]:
         Plugins.instance()  # discovers the installed plugins, which register their configs (e.g. submitit_slurm)
         names |= {n.removesuffix(".yaml") for n in ConfigStore.instance().list(group)}
     return sorted(names)
+
+
+def to_plain(value: Any) -> Any:
+    """Resolved plain Python containers (checkpoints and hyper-parameters must not depend on a live OmegaConf tree)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value

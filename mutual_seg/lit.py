@@ -17,7 +17,7 @@ import torch.distributed as dist
 from hydra.utils import instantiate
 from torchmetrics import MeanMetric
 
-from mutual_seg.checkpoint.format import stamp, to_plain
+from mutual_seg.config import to_plain
 from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.errors import ConfigError
 from mutual_seg.fastpath import FastPath
@@ -102,8 +102,6 @@ class SegModule(pl.LightningModule):
             tta=False,
         )
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        stamp(checkpoint)  # format stamp: predict and ckpt_path refuse other programs' and formats' files
 
     def segment_volume(self, image: torch.Tensor, spacing: Sequence[float], mask: torch.Tensor | None = None) -> np.ndarray:
         """Binary masks [Z, O, X, Y] of a volume given as slices [Z, I, X, Y] (as the test step; for reports)."""

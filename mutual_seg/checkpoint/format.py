@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mutual_seg import __version__
+from mutual_seg.config import to_plain
 from mutual_seg.errors import CheckpointError
 
 FORMAT_KEY = "mutual_seg"
@@ -170,13 +170,6 @@ def check_compatible(path: str | Path, hparams: Mapping[str, Any], expected: Map
             f"checkpoint {path} does not fit this run: {'; '.join(diffs[:4])}{more}; use the config it was "
             "trained with (its run folder's config.yaml, e.g. modality=...) or another checkpoint"
         )
-
-
-def to_plain(value: Any) -> Any:
-    """Resolved plain Python containers (checkpoints must not depend on a live OmegaConf tree)."""
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 def check_checkpoint(path: str | Path, expected: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from mutual_seg.atomic import atomic_write_bytes, output_error
+from mutual_seg.checkpoint.format import stamp
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -24,6 +25,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
+        if "state_dict" in checkpoint:  # a model's checkpoint: stamped so that predict and ckpt_path know its format
+            stamp(checkpoint)
         # Serialized in memory first: torch's zip writer turns a failing write into an unrelated RuntimeError.
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)

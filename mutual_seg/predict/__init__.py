@@ -9,6 +9,7 @@
 Only the command line is imported here: torch and Lightning load once the arguments are valid.
 """
 
-from mutual_seg.predict.cli import DEFAULT_PRECISION, PRECISIONS, PredictSettings, main, parse_args
+from mutual_seg.predict.cli import main, parse_args
+from mutual_seg.predict.settings import DEFAULT_PRECISION, PRECISIONS, PredictSettings
 
 __all__ = ["DEFAULT_PRECISION", "PRECISIONS", "PredictSettings", "main", "parse_args"]

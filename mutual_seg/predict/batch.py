@@ -28,8 +28,8 @@ from mutual_seg.data.subject import Subject
 from mutual_seg.errors import ConfigError, MutualSegError, subject_error
 from mutual_seg.fastpath import autocast, resolve_precision
 from mutual_seg.inference import InferenceSettings, predict_volume, segment
-from mutual_seg.predict.cli import PredictSettings
 from mutual_seg.predict.inputs import expected_names, find_inputs, subject_from_files
+from mutual_seg.predict.settings import PredictSettings
 from mutual_seg.predict.writer import (
     OUTPUTS,
     check_outputs,
