@@ -83,10 +83,12 @@ def upgrade(hparams: Any) -> None:
     ``net.fusion.output`` (mutual attention's output path) came after the first format-2 checkpoints, which all
     computed ``mean + out(attended)``: ``residual``. ``net.output_prior`` (the output bias's start) came later
     still; a checkpoint's trained weights replace any start, so None (PyTorch's) only completes the arguments.
+    ``net.aux_weight`` (per-track auxiliary heads) came after that: older networks had no heads, 0.
     """
     net = hparams.get("net") if isinstance(hparams, Mapping) else None
     if isinstance(net, MutableMapping) and str(net.get("_target_", "")).endswith("SegNet"):
         net.setdefault("output_prior", None)
+        net.setdefault("aux_weight", 0.0)
     fusion = net.get("fusion") if isinstance(net, Mapping) else None
     if isinstance(fusion, MutableMapping) and str(fusion.get("_target_", "")).endswith("MutualAttentionFusion"):
         fusion.setdefault("output", "residual")

@@ -97,6 +97,8 @@ def load_model(path: str | Path, device: torch.device) -> tuple[Any, dict[str, A
             f"checkpoint {path} cannot be rebuilt by this mutual_seg version ({type(err).__name__}: {detail}); "
             "use the version that trained it"
         ) from None
+    if hasattr(module.net, "drop_aux_heads"):
+        module.net.drop_aux_heads()  # the track heads train only: predict never runs or holds them
     module.net.to(device).eval()
     return module, hparams, dict(checkpoint["mutual_seg"])
 

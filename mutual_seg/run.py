@@ -21,6 +21,7 @@ from omegaconf.errors import InterpolationResolutionError
 from mutual_seg.config import CONFIG_DIR, check_group_overrides, register_resolvers
 from mutual_seg.data.check import check_before_training
 from mutual_seg.errors import MutualSegError
+from mutual_seg.fastpath import resolve_trainer_precision
 from mutual_seg.lit import SegModule, check_checkpoint
 from mutual_seg.models.summary import format_summary, model_summary
 from mutual_seg.results import job_identity, print_results, read_run, write_results, write_untested
@@ -72,6 +73,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     plan = plan_run(out_dir, resume=bool(cfg.get("resume")), overwrite=bool(cfg.get("overwrite")))
     if plan.finished is not None:
         return plan.finished  # resume=true in a multirun: this job finished earlier
+    precision, why = resolve_trainer_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    cfg.trainer.precision = precision  # auto becomes what this machine runs fast; config.yaml records the choice
+    log.info("%s", why)
     datamodule = instantiate(cfg.data)
     module: SegModule = instantiate(cfg.module)
     if cfg.ckpt_path:

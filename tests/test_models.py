@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from mutual_seg.errors import ConfigError
+from mutual_seg.models.fusion import GatedFusion, HeMISFusion
 from mutual_seg.models import (
     ConcatFusion,
     MeanFusion,
@@ -39,6 +40,8 @@ FACTORIES = {
     ),
     "concat": partial(ConcatFusion),
     "mean": partial(MeanFusion),
+    "hemis": partial(HeMISFusion),
+    "gated": partial(GatedFusion),
     "early": None,
 }
 
@@ -118,7 +121,7 @@ def test_mutual_uses_token_reading_only_at_token_scales() -> None:
     assert make(scale=0).reading == "modality"
 
 
-@pytest.mark.parametrize("name", ["mutual", "concat", "mean"])
+@pytest.mark.parametrize("name", ["mutual", "concat", "mean", "hemis", "gated"])
 def test_fusion_ignores_absent_features(name: str) -> None:
     torch.manual_seed(0)
     options = (
@@ -186,7 +189,7 @@ def test_modality_dropout_in_train_mode_only() -> None:
     assert net.last_present.all()
 
 
-@pytest.mark.parametrize("kind", ["mutual_modality", "mutual_token", "concat", "mean"])
+@pytest.mark.parametrize("kind", ["mutual_modality", "mutual_token", "concat", "mean", "hemis", "gated"])
 def test_gradients_reach_every_track(kind: str) -> None:
     net = make_net(kind, 3).train()
     net(torch.randn(2, 3, 16, 20)).sum().backward()
@@ -246,7 +249,7 @@ MODEL_FILES = sorted(p.stem for p in CONF_MODEL.glob("*.yaml"))
 
 
 def test_all_model_configs_present() -> None:
-    assert {"mutual", "mutual_token", "concat", "mean", "unet"} <= set(MODEL_FILES)
+    assert {"mutual", "mutual_token", "concat", "mean", "unet", "hemis", "gated"} <= set(MODEL_FILES)
 
 
 @pytest.mark.parametrize("name", MODEL_FILES)
