@@ -1,27 +1,26 @@
-"""The ablation study (`make ablation`): inputs x fusions x modality dropout, 5 folds x 3 seeds, on two generators.
+"""The ablation study (`make ablation`): inputs x fusions x modality dropout x track heads, on three generators.
 
 Usage (from the repository root; `make ablation` and `make ablation QUICK=1` call this):
 
-    python experiments/ablation.py                # the full study (days of CPU; hours on a GPU)
-    python experiments/ablation.py --quick        # a fractional grid (11 cells: every input alone, every fusion,
-                                                  # dropout and four inputs x {early, mutual}) on small data with
-                                                  # short training, 5 folds x 3 seeds x 2 generators = 330 jobs,
-                                                  # 2 at a time
+    python experiments/ablation.py                # the full grid, 5 folds x 3 seeds (days of CPU; hours on a GPU)
+    python experiments/ablation.py --quick        # 5 cells (FLAIR, T2w, mutual with and without track heads, HeMIS
+                                                  # with them) on small data with short training, 3 folds x 3 seeds
+                                                  # x 3 generators = 135 jobs, 2 at a time (about 75 min on 2 cores)
+    python experiments/ablation.py --quick --cells noharm   # 8 cells: + early fusion, HeMIS without heads, gated
     python experiments/ablation.py --cells core   # only FLAIR, FLAIR+T2w x {early fusion, mutual}
 
 Steps, each a plain command that can be rerun by hand:
 
-1. make the two data sets with the synthetic generator: its ``default`` settings and its ``shifted`` variant
-   (other contrasts and tumour model, T2w-bright CSF and cysts, FLAIR-bright caps brighter than the tumour).
-   The shifted set is a data set nothing was tuned on; the study trains AND tests on its own subjects
-   (5-fold cross-validation), as the issue's observation did, so that the question "does T2w help" is asked of
-   data whose T2w/FLAIR relation differs from the one the recipe was developed on;
-2. for each data set, two Hydra multiruns of ``python -m mutual_seg.run experiment=ablation``: one input alone
-   (FLAIR, T2w; the single-track network) and two or four inputs (FLAIR+T2w, T1+T1c+T2w+FLAIR) x every fusion
-   (early fusion, concatenation, mean, mutual per pixel, mutual token) x modality dropout (0, 0.25); every model
-   at the same parameter budget (conf/experiment/ablation.yaml's width table) and training recipe;
-3. the table with paired tests against FLAIR alone and against early fusion (``mutual-seg-report --ablation``,
-   mutual_seg/report/ablation.py).
+1. make the three data sets with the synthetic generator (data/synthetic/contrasts.py): ``default`` (FLAIR-bright
+   caps and choroid plexus that T2w tells apart), ``shifted`` (other contrasts and tumour model, T2w-bright CSF and
+   cysts, FLAIR-bright caps brighter than the tumour) and ``flair3d`` (a 3D FLAIR that is already strong beside a
+   thick-slice, noisy T2w whose tumour is darker than CSF). The study trains AND tests on each set's own subjects
+   (k-fold cross-validation), so "does T2w help" is asked of data whose T2w/FLAIR relation differs;
+2. for each data set, Hydra multiruns of ``python -m mutual_seg.run experiment=ablation``: one input alone (the
+   single-track network) and two or four inputs x fusions x modality dropout x track heads, every model at the
+   same parameter budget (conf/experiment/ablation.yaml's width table) and training recipe;
+3. the table with paired tests against FLAIR alone, early fusion and the best single input, and the rule that
+   picks the default (``mutual-seg-report --ablation``, mutual_seg/report/ablation.py).
 
 The seed also draws the folds, so each seed tests every subject once: pairs are (subject, seed).
 """
@@ -38,45 +37,67 @@ SINGLE = ("flair", "t2w")
 MULTI = ("flair_t2w", "brats4")
 FUSIONS = ("unet", "concat", "mean", "mutual", "mutual_token")
 DROPOUT = ("0.0", "0.25")
-Sweep = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]  # name, models, modality sets, dropouts
-FOUR: list[Sweep] = [("four", ("unet", "mutual"), ("brats4",), ("0.0",))]  # T1, T1c, T2w, FLAIR: early vs mutual
+NO_AUX = ("0.0",)
+# name, models, modality sets, dropouts, per-track auxiliary loss weights (model.net.aux_weight)
+Sweep = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+FOUR: list[Sweep] = [("four", ("unet", "mutual"), ("brats4",), ("0.0",), NO_AUX)]  # T1, T1c, T2w, FLAIR: early vs mutual
+# The no-harm grid (README, "The ablation study"): each input alone, early fusion, and the contenders for the
+# default, with and without per-track auxiliary heads at one weight fixed in advance (0.5, not tuned).
+NO_HARM: list[Sweep] = [
+    ("single", ("unet",), SINGLE, ("0.0",), NO_AUX),
+    ("early", ("unet",), ("flair_t2w",), ("0.0",), NO_AUX),
+    ("tracks", ("mutual", "hemis"), ("flair_t2w",), ("0.0",), ("0.0", "0.5")),
+    ("gated", ("gated",), ("flair_t2w",), ("0.0",), ("0.5",)),
+]
+# --quick's share of it (5 cells): each input alone, today's mutual model, and mutual and HeMIS with track heads
+QUICK_CELLS: list[Sweep] = [
+    ("single", ("unet",), SINGLE, ("0.0",), NO_AUX),
+    ("mutual", ("mutual",), ("flair_t2w",), ("0.0",), ("0.0", "0.5")),
+    ("hemis", ("hemis",), ("flair_t2w",), ("0.0",), ("0.5",)),
+]
 CELLS: dict[str, list[Sweep]] = {
     # the whole grid: single inputs, and every fusion x two and four inputs x modality dropout (16 cells + 2)
-    "all": [("single", ("unet",), SINGLE, ("0.0",)), ("multi", FUSIONS, MULTI, DROPOUT)],
-    # --quick's default, a fractional design that fits 60 min on 2 CPU cores: each input alone (FLAIR, T2w), every
-    # fusion on FLAIR+T2w, modality dropout and all four inputs each crossed with the two contenders (early fusion,
-    # mutual): 11 cells x 5 folds x 3 seeds x 2 generators = 330 jobs of ~7 s of wall time each (two
-    # single-thread jobs at a time; a four-track model costs twice a two-track one).
-    "quick": [("single", ("unet",), SINGLE, ("0.0",)), ("fusions", FUSIONS, ("flair_t2w",), ("0.0",)),
-              ("dropout", ("unet", "mutual"), ("flair_t2w",), ("0.25",)), *FOUR],
-    # only the quick grid's four-input cells
+    "all": [("single", ("unet",), SINGLE, ("0.0",), NO_AUX), ("multi", FUSIONS, MULTI, DROPOUT, NO_AUX)],
+    # --quick's default: 5 cells x 3 folds x 3 seeds x 3 generators = 135 jobs of 40-80 s each on one thread of a CPU
+    # without native bf16 (two at a time): about 75 min on 2 cores
+    "quick": QUICK_CELLS,
+    "noharm": NO_HARM,
+    # the 2026-11-27 quick grid: each input alone, every fusion on FLAIR+T2w, modality dropout and all four inputs
+    # each crossed with early fusion and mutual attention (11 cells)
+    "fusions": [("single", ("unet",), SINGLE, ("0.0",), NO_AUX),
+                ("fusions", (*FUSIONS, "hemis", "gated"), ("flair_t2w",), ("0.0",), NO_AUX),
+                ("dropout", ("unet", "mutual"), ("flair_t2w",), ("0.25",), NO_AUX), *FOUR],
+    # only the four-input cells
     "four": FOUR,
     # the core question only: FLAIR alone, FLAIR+T2w x {early fusion, mutual}
-    "core": [("single", ("unet",), ("flair",), ("0.0",)), ("multi", ("unet", "mutual"), ("flair_t2w",), ("0.0",))],
+    "core": [("single", ("unet",), ("flair",), ("0.0",), NO_AUX),
+             ("multi", ("unet", "mutual"), ("flair_t2w",), ("0.0",), NO_AUX)],
     # every single-input and two-input cell, no four-input ones: 12 cells
-    "two": [("single", ("unet",), SINGLE, ("0.0",)), ("multi", FUSIONS, ("flair_t2w",), DROPOUT)],
+    "two": [("single", ("unet",), SINGLE, ("0.0",), NO_AUX), ("multi", FUSIONS, ("flair_t2w",), DROPOUT, NO_AUX)],
 }
-# Data of the full study: 35 subjects per generator (the paper's astrocytoma subset), full size.
-FULL = {"subjects": 35, "shape": (240, 240, 155), "jobs": 1, "overrides": []}
-# --quick: 2.5 mm voxels, 48-pixel patches, 160 steps of batch 8 in bf16 autocast (the demo recipe takes 700 steps
-# of 16 at 128 pixels), two jobs at a time with a thread each (1.45x the throughput of one two-thread job at these
-# small sizes): the models are far from converged, so the table answers "what helps early in training".
+# Data of the full study: 35 subjects per generator (the paper's astrocytoma subset), full size, 5 folds.
+FULL = {"subjects": 35, "shape": (240, 240, 155), "jobs": 1, "folds": 5, "overrides": []}
+# --quick: 2.5 mm voxels, 48-pixel patches, 160 steps of batch 8 (the demo recipe takes 700 steps of 16 at 128
+# pixels), 3 folds (each seed still tests every subject once), two jobs at a time with a thread each. Precision
+# auto: bf16 only on a CPU that runs it natively. The models are far from converged, so the table answers
+# "what helps early in training"; the converged check is the demo recipe over seeds (README).
 QUICK = {
     "subjects": 15,
     "shape": (96, 96, 62),
     "jobs": 2,
+    "folds": 3,
     "overrides": [
         "data.slices.patch_size=[48,48]",
         "data.samples_per_epoch=320",
         "data.batch_size=8",
         "data.val_slice_step=4",
         "trainer.max_epochs=4",
-        "trainer.precision=bf16-mixed",
+        "trainer.precision=auto",  # bf16 only where the CPU runs it natively (float32 elsewhere: 10x faster there)
         "module.min_component_mm3=0",
         "~callbacks.progress_bar",
     ],
 }
-GENERATOR_SEEDS = {"default": 0, "shifted": 100}
+GENERATOR_SEEDS = {"default": 0, "shifted": 100, "flair3d": 200}  # generator variant -> data set seed
 
 
 def run(command: list[str]) -> None:
@@ -103,12 +124,14 @@ def sweeps(cells: str, folds: int, seeds: str, outputs: str = "") -> list[tuple[
     """
     common = [f"n_folds={folds}", "fold=" + ",".join(map(str, range(folds))), f"seed={seeds}"]
     out = []
-    for name, models, sets, dropouts in CELLS[cells]:
+    for name, models, sets, dropouts, auxes in CELLS[cells]:
         sweep = ["model=" + ",".join(models), "modality=" + ",".join(sets)]
         if name != "single":  # one input: dropping it is never allowed, so the setting stays at 0
             sweep.append("model.net.modality_dropout=" + ",".join(dropouts))
+        if auxes != NO_AUX:
+            sweep.append("model.net.aux_weight=" + ",".join(auxes))
         out.append((name, [*sweep, *common]))
-    multi = sorted({s for name, _, sets, _ in CELLS[cells] if name != "single" for s in sets})
+    multi = sorted({s for name, _, sets, _, _ in CELLS[cells] if name != "single" for s in sets})
     if multi and outputs:
         subdir = "${modality.name}_mutual-${model.net.fusion.output}_dropout0.0_fold${fold}_seed${seed}"
         out.append(("outputs", ["model=mutual", "modality=" + ",".join(multi), "model.net.fusion.output=" + outputs,
@@ -131,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, short training (2 CPU cores, ~1 hour)")
     parser.add_argument("--cells", choices=sorted(CELLS), help="which part of the grid (default all; --quick: quick)")
-    parser.add_argument("--variants", default="default,shifted", help="generator variants, comma-separated")
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--variants", default="default,shifted,flair3d", help="generator variants, comma-separated")
+    parser.add_argument("--folds", type=int, help="cross-validation folds (default 5; --quick 3)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--outputs", default="", help="mutual attention's other output paths to add, e.g. "
                         "residual_zero,paper (model.net.fusion.output; the table names them mutual-<output>)")
@@ -148,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     subjects = args.subjects or preset["subjects"]
     shape = tuple(args.shape or preset["shape"])
     jobs = args.jobs or preset["jobs"]
+    folds = args.folds or preset["folds"]
     out = args.out or Path("outputs/ablation") / time.strftime("%Y-%m-%d_%H-%M-%S")
     variants = [v for v in args.variants.split(",") if v]
     unknown = [v for v in variants if v not in GENERATOR_SEEDS]
@@ -157,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     shape_tag = "x".join(map(str, shape))
     for variant in variants:
         data = make_data(args.data / f"{shape_tag}_{subjects}", variant, subjects, shape)
-        for name, sweep in sweeps(args.cells or ("quick" if args.quick else "all"), args.folds, args.seeds, args.outputs):
+        for name, sweep in sweeps(args.cells or ("quick" if args.quick else "all"), folds, args.seeds, args.outputs):
             run([sys.executable, "-m", "mutual_seg.run", "-m", "experiment=ablation", f"data.layout.root={data}",
                  "logger=none", *preset["overrides"], *parallel(jobs), *args.overrides, *sweep,
                  f"hydra.sweep.dir={out / variant / name}"])

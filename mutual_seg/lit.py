@@ -79,8 +79,19 @@ class SegModule(pl.LightningModule):
 
     # -- training ---------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.loss_fn(self(batch["image"]), batch["label"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch["image"].shape[0])
+        """Loss of the fused output; with track heads (``model.net.aux_weight > 0``) plus the weight times the
+        mean of the tracks' own losses (auxiliary supervision: every track must segment on its own)."""
+        size = batch["image"].shape[0]
+        aux_weight = float(getattr(self.net, "aux_weight", 0.0))
+        if aux_weight > 0 and getattr(self.net, "track_heads", None) is not None:
+            logits, aux = self.net(self.fast_path.prepare(batch["image"]), None, with_aux=True)
+            main = self.loss_fn(logits, batch["label"])
+            aux_loss = torch.stack([self.loss_fn(a, batch["label"]) for a in aux]).mean()
+            loss = main + aux_weight * aux_loss
+            self.log("train/aux_loss", aux_loss, on_step=False, on_epoch=True, batch_size=size)
+        else:
+            loss = self.loss_fn(self(batch["image"]), batch["label"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
         return loss
 
     def configure_optimizers(self) -> Any:

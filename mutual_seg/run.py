@@ -22,6 +22,7 @@ from mutual_seg.checkpoint import AtomicCheckpointIO, check_checkpoint
 from mutual_seg.cli import report, run_main, user_error
 from mutual_seg.config import CONFIG_DIR, register_resolvers
 from mutual_seg.data.check import check_before_training
+from mutual_seg.fastpath import resolve_trainer_precision
 from mutual_seg.lit import SegModule
 from mutual_seg.models.network import fusion_name_of
 from mutual_seg.models.summary import format_summary, model_summary
@@ -81,6 +82,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     plan = plan_run(out_dir, resume=bool(cfg.get("resume")), overwrite=bool(cfg.get("overwrite")))
     if plan.finished is not None:
         return plan.finished  # resume=true in a multirun: this job finished earlier
+    precision, why = resolve_trainer_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    cfg.trainer.precision = precision  # auto becomes what this machine runs fast; config.yaml records the choice
+    log.info("%s", why)
     datamodule = instantiate(cfg.data)
     if is_global_zero():  # the data before the model: every problem at once (DDP children find rank 0's verdict)
         check_before_training(datamodule.layout, datamodule.modalities, datamodule.skip_incomplete)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer=cpu", "data.num_workers=0", "data.cache_workers=0", "trainer.max_epochs=1",
         "trainer.limit_train_batches=1", "data.slices.patch_size=null", "data.val_slice_step=8"]
@@ -22,16 +24,22 @@ def test_the_study_runs_end_to_end_and_tables_paired_tests(tmp_path, capsys):
     assert result.returncode == 0, result.stderr[-3000:]
     # every cell x fold x seed has its own job folder with the run-folder contract's files
     jobs = sorted(p.parent.name for p in study.glob("shifted/*/*/metrics.csv"))
-    assert jobs == sorted(f"{cell}_dropout0.0_fold{f}_seed0" for f in (0, 1) for cell in (
+    assert jobs == sorted(f"{cell}_dropout0.0_aux0.0_fold{f}_seed0" for f in (0, 1) for cell in (
         "flair_unet", "flair_t2w_unet", "flair_t2w_mutual", "flair_t2w_mutual-residual_zero"))
     table = (study / "table.md").read_text()
-    rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in table.splitlines()[2:]}
+    cell_lines = table.split("\n\n")[0].splitlines()[2:]
+    rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in cell_lines}
     assert set(rows) == {("flair", "unet"), ("flair_t2w", "unet"), ("flair_t2w", "mutual"),
                          ("flair_t2w", "mutual-residual_zero")}
     # 2 folds x 2 test subjects: each of the 4 subjects tested once; paired against FLAIR alone and early fusion
     mutual = [c.strip() for c in rows[("flair_t2w", "mutual")].split("|")]
     assert mutual[5] == "4" and "n=4" in mutual[9] and "n=4" in mutual[10] and "p=" in mutual[9]
     assert "ref." in rows[("flair", "unet")] and rows[("flair_t2w", "unet")].split("|")[10].strip() == "ref."
+    # the only single input is FLAIR, so it is the best single input; the rule ranks the two-input configurations
+    assert mutual[11] == mutual[9]
+    rule = table.split("## The rule")[1]
+    ranked = [line.split("|")[3].strip() for line in rule.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert sorted(ranked) == ["mutual", "mutual-residual_zero", "unet"]
     # the report command owns the table: it refuses to overwrite it by accident, rebuilds it when asked, and names
     # a missing study folder in one line
     from mutual_seg.report.cli import main as report
@@ -43,24 +51,49 @@ def test_the_study_runs_end_to_end_and_tables_paired_tests(tmp_path, capsys):
     assert err.startswith("error: ablation study folder") and "nowhere" in err and "\n" not in err
 
 
-def test_the_quick_grid_covers_every_factor_of_the_study():
-    """--quick's fractional design: each input alone, every fusion on FLAIR+T2w, dropout and four inputs x
-    {early fusion, mutual}."""
+@pytest.mark.parametrize("cells", ["quick", "noharm"])
+def test_the_quick_grid_is_the_no_harm_grid(cells):
+    """--quick: each input alone, mutual with and without track heads, HeMIS with them; --cells noharm adds early
+    fusion, HeMIS without heads and gated with them."""
     sys.path.insert(0, str(ROOT / "experiments"))
-    from ablation import FUSIONS, parallel, sweeps
+    from ablation import GENERATOR_SEEDS, parallel, sweeps
 
-    cells = set()
-    for name, sweep in sweeps("quick", folds=5, seeds="0,1,2"):
+    found = set()
+    for name, sweep in sweeps(cells, folds=3, seeds="0,1,2"):
         values = {o.split("=", 1)[0]: o.split("=", 1)[1].split(",") for o in sweep}
-        assert values["fold"] == ["0", "1", "2", "3", "4"] and values["seed"] == ["0", "1", "2"]
+        assert values["fold"] == ["0", "1", "2"] and values["seed"] == ["0", "1", "2"]
         for model in values["model"]:
             for modality in values["modality"]:
-                for dropout in values.get("model.net.modality_dropout", ["0.0"]):
-                    cells.add((modality, model, float(dropout)))
-    assert {c for c in cells if c[0] in ("flair", "t2w")} == {("flair", "unet", 0.0), ("t2w", "unet", 0.0)}
-    assert {c[1] for c in cells if c[0] == "flair_t2w" and c[2] == 0.0} == set(FUSIONS)
-    assert {c[1] for c in cells if c[2] == 0.25} == {"unet", "mutual"}
-    assert {c for c in cells if c[0] == "brats4"} == {("brats4", "unet", 0.0), ("brats4", "mutual", 0.0)}
-    assert len(cells) == 11
+                for aux in values.get("model.net.aux_weight", ["0.0"]):
+                    found.add((modality, model, float(aux)))
+    quick = {("flair", "unet", 0.0), ("t2w", "unet", 0.0), ("flair_t2w", "mutual", 0.0), ("flair_t2w", "mutual", 0.5),
+             ("flair_t2w", "hemis", 0.5)}
+    more = {("flair_t2w", "unet", 0.0), ("flair_t2w", "hemis", 0.0), ("flair_t2w", "gated", 0.5)}
+    assert found == (quick if cells == "quick" else quick | more)
+    assert set(GENERATOR_SEEDS) == {"default", "shifted", "flair3d"}
     # two jobs at a time through Hydra's joblib launcher; one job at a time adds nothing
     assert parallel(1) == [] and "hydra.launcher.n_jobs=2" in parallel(2)
+
+
+def test_the_rule_ranks_by_the_worst_difference_against_the_best_single_input():
+    """Known answer: config A wins big on one generator and loses on the other; B never loses; B ranks first."""
+    from mutual_seg.report.ablation import best_single, rule
+
+    def rows(values):
+        return {(f"s{i}", 0): {"Dc": v, "Re": v, "Pr": v} for i, v in enumerate(values)}
+
+    cells = {
+        ("g1", "flair", "unet", 0.0): rows([0.80, 0.70, 0.60]),
+        ("g1", "t2w", "unet", 0.0): rows([0.50, 0.50, 0.50]),
+        ("g1", "flair_t2w", "A", 0.0): rows([0.90, 0.80, 0.70]),   # +0.10 against FLAIR
+        ("g1", "flair_t2w", "B", 0.0): rows([0.81, 0.71, 0.61]),   # +0.01
+        ("g2", "flair", "unet", 0.0): rows([0.40, 0.40, 0.40]),
+        ("g2", "t2w", "unet", 0.0): rows([0.60, 0.60, 0.70]),      # T2w is the best single input here
+        ("g2", "flair_t2w", "A", 0.0): rows([0.55, 0.55, 0.65]),   # -0.05 against T2w
+        ("g2", "flair_t2w", "B", 0.0): rows([0.60, 0.60, 0.70]),   # 0
+    }
+    assert best_single(cells, "g1")[1] == "flair" and best_single(cells, "g2")[1] == "t2w"
+    lines = [line for line in rule(cells).splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    first, second = ([c.strip() for c in line.split("|")] for line in lines)
+    assert first[3] == "B" and first[7] == "+0.000" and first[5] == "+0.010"
+    assert second[3] == "A" and second[7] == "-0.050" and second[6] == "-0.050"

@@ -28,7 +28,7 @@ def tiny_net(seed: int = 0, fusion=MutualAttentionFusion) -> SegNet:
     options = ({"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "paper"}
                if fusion is MutualAttentionFusion else {})
     return SegNet(["flair", "t2w"], 1, [4, 8], partial(fusion, **options), None,
-                  modality_dropout=0.0, early_fusion=False, convs_per_stage=2).eval()
+                  modality_dropout=0.0, early_fusion=False, convs_per_stage=2, aux_weight=0.0).eval()
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from mutual_seg.models import (
     model_summary,
     select_present,
 )
+from mutual_seg.models.fusion import GatedFusion, HeMISFusion
 
 FEATURES = [4, 8, 16]
 NAMES = ["flair", "t2w", "t1"]
@@ -38,12 +39,14 @@ FACTORIES = {
     ),
     "concat": partial(ConcatFusion),
     "mean": partial(MeanFusion),
+    "hemis": partial(HeMISFusion),
+    "gated": partial(GatedFusion),
     "early": None,
 }
 
 
 # conf/model/base.yaml's settings that these tests do not vary (SegNet takes every setting as an argument)
-PLAIN = {"modality_dropout": 0.0, "convs_per_stage": 2}
+PLAIN = {"modality_dropout": 0.0, "convs_per_stage": 2, "aux_weight": 0.0}
 
 
 def make_net(kind: str, num: int, **kwargs) -> SegNet:
@@ -121,7 +124,7 @@ def test_mutual_uses_token_reading_only_at_token_scales() -> None:
     assert make(scale=0).reading == "modality"
 
 
-@pytest.mark.parametrize("name", ["mutual", "concat", "mean"])
+@pytest.mark.parametrize("name", ["mutual", "concat", "mean", "hemis", "gated"])
 def test_fusion_ignores_absent_features(name: str) -> None:
     torch.manual_seed(0)
     options = (
@@ -189,7 +192,7 @@ def test_modality_dropout_in_train_mode_only() -> None:
     assert net.last_present.all()
 
 
-@pytest.mark.parametrize("kind", ["mutual_modality", "mutual_token", "concat", "mean"])
+@pytest.mark.parametrize("kind", ["mutual_modality", "mutual_token", "concat", "mean", "hemis", "gated"])
 def test_gradients_reach_every_track(kind: str) -> None:
     net = make_net(kind, 3).train()
     net(torch.randn(2, 3, 16, 20)).sum().backward()
@@ -251,7 +254,7 @@ MODEL_FILES = sorted(p.stem for p in CONF_MODEL.glob("*.yaml") if p.stem != "bas
 
 
 def test_all_model_configs_present() -> None:
-    assert {"mutual", "mutual_token", "concat", "mean", "unet"} <= set(MODEL_FILES)
+    assert {"mutual", "mutual_token", "concat", "mean", "unet", "hemis", "gated"} <= set(MODEL_FILES)
 
 
 @pytest.mark.parametrize("name", MODEL_FILES)

@@ -103,6 +103,8 @@ def _load(path: str | Path, device: torch.device) -> tuple[Any, dict[str, Any], 
             f"checkpoint {path} cannot be rebuilt by this mutual_seg version ({type(err).__name__}: {detail}); "
             "use the version that trained it"
         ) from None
+    if hasattr(module.net, "drop_aux_heads"):
+        module.net.drop_aux_heads()  # the track heads train only: predict never runs or holds them
     module.net.to(device).eval()
     return module, hparams, dict(checkpoint["mutual_seg"])
 

@@ -84,10 +84,12 @@ def upgrade(hparams: Any) -> None:
     ``net.fusion.output`` (mutual attention's output path) came after the first format-2 checkpoints, which all
     computed ``mean + out(attended)``: ``residual``. ``net.output_prior`` (the output bias's start) came later
     still; a checkpoint's trained weights replace any start, so None (PyTorch's) only completes the arguments.
+    ``net.aux_weight`` (per-track auxiliary heads) came after that: older networks had no heads, 0.
     """
     net = hparams.get("net") if isinstance(hparams, Mapping) else None
     if isinstance(net, MutableMapping) and str(net.get("_target_", "")).endswith("SegNet"):
         net.setdefault("output_prior", None)
+        net.setdefault("aux_weight", 0.0)
     loss = hparams.get("loss") if isinstance(hparams, Mapping) else None
     if isinstance(loss, MutableMapping) and str(loss.get("_target_", "")).endswith(("DiceLoss", "DiceBCELoss")):
         loss.setdefault("batch_dice", True)  # conf/loss gained the key in issue 18; the code's default was True

@@ -12,13 +12,16 @@ Paper mapping:
 - ``Map``: 1x1 convolution to the O output maps. The paper ends with a sigmoid; here the network
   returns LOGITS so that the loss can use the numerically stable ``BCEWithLogits`` form, and
   :func:`probabilities` applies the sigmoid for callers that want maps in [0, 1].
+- ``TrackHead`` (beyond the paper): a light head per encoder track for auxiliary supervision in training.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mutual_seg.errors import ConfigError
@@ -125,6 +128,36 @@ class Map(nn.Conv2d):
             if not 0.0 < prior < 1.0:
                 raise ConfigError(f"model.net.output_prior must be in (0, 1) or null, got {prior}")
             nn.init.constant_(self.bias, math.log(prior / (1.0 - prior)))
+
+
+class TrackHead(nn.Module):
+    """A light segmentation head on one encoder track's multi-scale features, for auxiliary supervision.
+
+    Each scale's features go through a 1x1 conv to O logits, are upsampled (bilinear) to full resolution and
+    summed: the track segments with its whole receptive field for about ``sum(features) * O`` parameters. The
+    heads only train (SegNet's ``aux_weight``); inference never runs them.
+
+    Args:
+        features: the track's channels per scale.
+        out_channels: O.
+        prior: the output prior (as :class:`Map`), applied to the full-resolution scale's bias.
+    """
+
+    def __init__(self, features: Sequence[int], out_channels: int, prior: float | None) -> None:
+        super().__init__()
+        self.maps = nn.ModuleList(
+            Map(c, out_channels, prior if s == 0 else None) for s, c in enumerate(features)
+        )
+        for m in list(self.maps)[1:]:
+            nn.init.zeros_(m.bias)
+
+    def forward(self, scales: Sequence[Tensor]) -> Tensor:
+        """Args: per-scale features [B, features[s], H / 2^s, W / 2^s]. Returns logits [B, O, H, W]."""
+        size = scales[0].shape[-2:]
+        out = self.maps[0](scales[0])
+        for head, x in zip(list(self.maps)[1:], scales[1:]):
+            out = out + F.interpolate(head(x), size=size, mode="bilinear", align_corners=False)
+        return out
 
 
 def probabilities(logits: Tensor) -> Tensor:

@@ -10,7 +10,10 @@ Every fusion is built as ``Fusion(channels, num_inputs, scale, **options)`` (``S
   [B, heads, I, H, W] that sum to 1 over the present modalities (zero on absent ones).
 
 ``MutualAttentionFusion`` is the paper's section 3.3; ``ConcatFusion`` and ``MeanFusion`` are the
-ablation baselines. All work for any I >= 1.
+ablation baselines; ``HeMISFusion`` (mean and variance over the present modalities, Havaei et al. 2016) and
+``GatedFusion`` (a learned per-pixel softmax gate, started at an equal split) are the alternatives the
+no-harm study weighs against it. All work for any I >= 1. Each class says its name (``name``) and whether
+it returns attention weights (``has_attention``), which the network reports for results and ``predict``.
 """
 
 from __future__ import annotations
@@ -276,10 +279,94 @@ class MutualAttentionFusion(nn.Module):
         return attended, weights
 
 
+class HeMISFusion(nn.Module):
+    """HeMIS fusion (Havaei et al., MICCAI 2016): the mean and the variance over the present modalities,
+    concatenated, then 1x1 conv + BatchNorm + ReLU back to C channels.
+
+    The moments do not depend on the order or the number of modalities present, so a modality that adds little
+    changes the fused map only through its deviation from the others (the variance), and one modality alone gives
+    variance 0. Unlike mutual attention, nothing has to learn to ignore a misleading track before the decoder
+    sees the other one.
+
+    Args:
+        channels: C, channels of each input and of the output.
+        num_inputs: I, the number of modality tracks.
+        scale: scale index (unused).
+    """
+
+    name: ClassVar[str] = "hemis"
+    has_attention: ClassVar[bool] = False
+
+    def __init__(self, channels: int, num_inputs: int, scale: int) -> None:
+        super().__init__()
+        self.num_inputs = num_inputs
+        self.project = nn.Sequential(
+            nn.Conv2d(2 * channels, channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, None]:
+        """Args: I x [B, C, H, W], present [B, I] or None. Returns: ([B, C, H, W], None)."""
+        mask, complete = _check(features, present, self.num_inputs)
+        tracks = _masked_tracks(features, mask, complete)
+        mean = _masked_mean(tracks, mask, complete)
+        # variance over the present tracks: absent ones are zero-masked, so subtract the mean only where present
+        squares = [
+            (t - mean) ** 2 if complete else (t - mean) ** 2 * mask[:, i, None, None, None]
+            for i, t in enumerate(tracks)
+        ]
+        variance = _masked_mean(squares, mask, complete)
+        return self.project(torch.cat([mean, variance], dim=1)), None
+
+
+class GatedFusion(nn.Module):
+    """A learned per-pixel gate between the modalities: ``fused = sum_i g_i f_i`` with
+    ``g = softmax_i(W [f_1, ..., f_I])`` (a 1x1 conv on the concatenated tracks, one logit per modality).
+
+    The gate's conv starts at zero, so the untrained block is exactly mean fusion (an equal split) and each
+    modality's share grows only as far as the loss asks for it. Absent modalities get a gate of exactly 0.
+
+    Args:
+        channels: C, channels of each input and of the output.
+        num_inputs: I, the number of modality tracks.
+        scale: scale index (unused).
+    """
+
+    name: ClassVar[str] = "gated"
+    has_attention: ClassVar[bool] = True  # forward returns the per-modality gate
+
+    def __init__(self, channels: int, num_inputs: int, scale: int) -> None:
+        super().__init__()
+        self.num_inputs = num_inputs
+        self.gate = nn.Conv2d(num_inputs * channels, num_inputs, kernel_size=1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)
+
+    def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Args: I x [B, C, H, W], present [B, I] or None.
+
+        Returns:
+            (fused [B, C, H, W], gate [B, 1, I, H, W] summing to 1 over the present modalities).
+        """
+        mask, complete = _check(features, present, self.num_inputs)
+        tracks = _masked_tracks(features, mask, complete)
+        logits = self.gate(torch.cat(tracks, dim=1))  # [B, I, H, W]
+        if not complete:
+            logits = logits.masked_fill(mask[:, :, None, None] == 0, float("-inf"))
+        gate = logits.softmax(dim=1)
+        fused = gate[:, 0:1] * tracks[0]
+        for i in range(1, len(tracks)):
+            fused = fused + gate[:, i : i + 1] * tracks[i]
+        return fused, gate[:, None]
+
+
 FUSIONS: dict[str, type[nn.Module]] = {
     "mutual": MutualAttentionFusion,
     "concat": ConcatFusion,
     "mean": MeanFusion,
+    "hemis": HeMISFusion,
+    "gated": GatedFusion,
 }
 
 

@@ -6,7 +6,11 @@ paper) and the fused map feeds the skip connection, and at the bottom, the decod
 modality it is the single-input network of the paper's Table 1.
 
 Beyond the paper, the network tolerates missing modalities: ``present`` tells the fusions which
-tracks to ignore, and ``modality_dropout`` trains for it by dropping whole tracks per sample.
+tracks to ignore, and ``modality_dropout`` trains for it by dropping whole tracks per sample. With
+``aux_weight > 0`` every encoder track also gets a light segmentation head (auxiliary supervision, as
+missing-modality models such as RFNet and mmFormer regularise their encoders), so that each track learns to
+segment on its own and the fusion cannot lean on one track while another learns nothing useful; the heads
+train only (``forward(..., with_aux=True)``) and :meth:`SegNet.drop_aux_heads` removes them for inference.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from torch import Tensor, nn
 
 from mutual_seg.errors import ConfigError
 from mutual_seg.modalities import MODALITIES
-from mutual_seg.models.blocks import DecMod, EncMod, Map, probabilities
+from mutual_seg.models.blocks import DecMod, EncMod, Map, TrackHead, probabilities
 from mutual_seg.models.fusion import fusion_label
 
 
@@ -124,13 +128,15 @@ class SegNet(nn.Module):
         early_fusion: True for the baseline U-Net with one encoder over the I stacked channels and
             no fusion modules.
         convs_per_stage: ConvMods per encoder/decoder stage (1 = the paper's modules literally).
+        aux_weight: weight of the per-track auxiliary losses in training (0: no track heads, the paper);
+            the LightningModule reads it, the network only builds the heads.
 
     Example::
 
         from functools import partial
         from mutual_seg.models.fusion import MeanFusion
         net = SegNet(["flair", "t2w"], 1, [16, 32, 64, 128], partial(MeanFusion), output_prior=0.01,
-                     modality_dropout=0.0, early_fusion=False, convs_per_stage=2)  # conf/model/base.yaml
+                     modality_dropout=0.0, early_fusion=False, convs_per_stage=2, aux_weight=0.0)  # conf/model/base.yaml
         logits = net(torch.randn(2, 2, 240, 240))  # [2, 1, 240, 240]
     """
 
@@ -144,6 +150,7 @@ class SegNet(nn.Module):
         modality_dropout: float,
         early_fusion: bool,
         convs_per_stage: int,
+        aux_weight: float,
     ) -> None:
         super().__init__()
         self.modalities: tuple[str, ...] = tuple(str(m) for m in modalities)
@@ -169,6 +176,15 @@ class SegNet(nn.Module):
                 fusion(channels=c, num_inputs=num_inputs, scale=s) for s, c in enumerate(features)
             )
             _check_token_scales(self.fusions, len(features))
+        if aux_weight < 0:
+            raise ConfigError(f"model.net.aux_weight must be >= 0 (0: no track heads), got {aux_weight}")
+        if aux_weight > 0 and self.early_fusion:
+            raise ConfigError("model.net.aux_weight > 0 needs separate encoder tracks; early fusion has one encoder")
+        self.aux_weight = float(aux_weight)
+        self.track_heads: nn.ModuleDict | None = (
+            nn.ModuleDict({m: TrackHead(features, out_channels, output_prior) for m in self.modalities})
+            if self.aux_weight > 0 else None
+        )
         self.decoder = nn.ModuleList(
             DecMod(features[s + 1], features[s], features[s], convs_per_stage)
             for s in reversed(range(len(features) - 1))
@@ -196,16 +212,25 @@ class SegNet(nn.Module):
         """Number of scales (len(features))."""
         return len(self.features)
 
-    def forward(self, x: Tensor, present: Tensor | None = None) -> Tensor:
+    def drop_aux_heads(self) -> SegNet:
+        """Remove the training-only track heads (inference and ``predict`` never run them); returns self."""
+        self.track_heads = None
+        return self
+
+    def forward(
+        self, x: Tensor, present: Tensor | None = None, with_aux: bool = False
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Segment a batch of slices.
 
         Args:
             x: [B, I, H, W], modalities in the order of ``self.modalities``; any H, W.
             present: BoolTensor [B, I] or [I] (True = available) or None (all). Absent channels may
                 hold anything (e.g. zeros); they do not influence the output.
+            with_aux: also return each track head's logits (training with ``aux_weight > 0``).
 
         Returns:
-            Logits [B, O, H, W].
+            Logits [B, O, H, W]; with ``with_aux``, (logits, I x [B, O, H, W] track logits in the order of
+            ``self.modalities``).
         """
         b, i, h, w = x.shape
         if i != len(self.modalities):
@@ -234,11 +259,17 @@ class SegNet(nn.Module):
         if pad_h or pad_w:
             x_in = F.pad(x_in, (0, pad_w, 0, pad_h), mode="replicate")
 
-        skips = self._encode_and_fuse(x_in, present, (h, w))
+        skips, tracks = self._encode_and_fuse(x_in, present, (h, w))
         y = skips[-1]
         for stage, skip in zip(self.decoder, reversed(skips[:-1])):
             y = stage(y, skip)
-        return self.map(y)[:, :, :h, :w]
+        logits = self.map(y)[:, :, :h, :w]
+        if not with_aux:
+            return logits
+        if self.track_heads is None:
+            raise ValueError("with_aux=True needs track heads (model.net.aux_weight > 0, not dropped)")
+        aux = [self.track_heads[m](tracks[m])[:, :, :h, :w] for m in self.modalities]
+        return logits, aux
 
     def probabilities(self, x: Tensor, present: Tensor | None = None) -> Tensor:
         """Forward pass then the paper's sigmoid: [B, I, H, W] -> probabilities [B, O, H, W]."""
@@ -260,11 +291,14 @@ class SegNet(nn.Module):
             raise ValueError("present has a sample with no modality; at least one is needed")
         return present
 
-    def _encode_and_fuse(self, x: Tensor, present: Tensor, size: tuple[int, int]) -> list[Tensor]:
-        """Run the encoder(s) and the fusions. Returns fused per-scale maps [B, features[s], ...]."""
+    def _encode_and_fuse(
+        self, x: Tensor, present: Tensor, size: tuple[int, int]
+    ) -> tuple[list[Tensor], dict[str, list[Tensor]]]:
+        """Run the encoder(s) and the fusions. Returns fused per-scale maps [B, features[s], ...] and the
+        computed tracks' own per-scale features by modality (empty for early fusion)."""
         if self.early_fusion:
             self.last_attention = [None] * self.depth
-            return self.encoder(x)
+            return self.encoder(x), {}
         # At inference a track absent from the whole batch is not computed (saves its cost). In
         # training every track runs so that every parameter takes part (DDP expects that).
         computed = {
@@ -287,7 +321,7 @@ class SegNet(nn.Module):
                 weights = weights.detach()[..., :rows, :cols]
             attention.append(weights)
         self.last_attention = attention
-        return fused
+        return fused, computed
 
 
 def _validate(

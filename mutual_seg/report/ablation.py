@@ -6,8 +6,12 @@ the job for older folders; the fusion as the network names it, ``SegNet.fusion_n
 test rows are keyed by (subject, seed): each seed draws other folds, and 5-fold cross-validation tests every
 subject once per seed. Two cells are compared on the keys they share by the Wilcoxon signed-rank test on Dice
 (:func:`mutual_seg.report.stats.paired_comparison`, two-sided; p is NaN when no pair differs); "FLAIR alone" is
-the single-track network on FLAIR, "early fusion" is ``model=unet`` on the same inputs and dropout. Failed jobs
-are counted.
+the single-track network on FLAIR, "early fusion" is ``model=unet`` on the same inputs and dropout, "best single"
+is the single-input cell with the highest mean Dice on that generator. Failed jobs are counted.
+
+The rule that picks the default (fixed before the study ran, README "The ablation study"): among the multi-input
+configurations run on every generator, the one whose WORST paired Dice difference against the best single input
+(over the generators) is highest; ties go to the higher mean Dice.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from statistics import mean, stdev
 
 from mutual_seg.atomic import atomic_write_text
 from mutual_seg.errors import MutualSegError
+from mutual_seg.modalities import MODALITIES
 from mutual_seg.models.fusion import MutualAttentionFusion
 from mutual_seg.models.network import fusion_name_of
 from mutual_seg.report.stats import paired_comparison
@@ -37,6 +42,8 @@ def cell_of(run: Run, study: Path) -> Cell:
         # mutual attention's output path (models/fusion.py): folders from before the setting computed "residual"
         output = fusion.get("output", "residual")
         name += f"-{output}" if output != "paper" else ""
+    aux = float(net.get("aux_weight") or 0.0)
+    name += f"+aux{aux:g}" if aux > 0 else ""  # per-track auxiliary heads (models/network.py)
     return run.path.relative_to(study).parts[0], str(run.modality_set), name, dropout
 
 
@@ -68,22 +75,67 @@ def _fmt_test(test: tuple[float, float, int]) -> str:
     return "–" if n == 0 else f"{diff:+.3f} (p={p:.2g}, n={n})"
 
 
+def is_single(cell: Cell) -> bool:
+    """A single-input cell: one modality (its set is named by the modality) on the single-track network."""
+    return cell[1] in MODALITIES and cell[2] == "unet"
+
+
+def best_single(cells: dict[Cell, dict], variant: str) -> Cell | None:
+    """The single-input cell with the highest mean Dice on ``variant`` (None if none ran there)."""
+    singles = [c for c in cells if c[0] == variant and is_single(c) and cells[c]]
+    return max(singles, key=lambda c: mean(r["Dc"] for r in cells[c].values()), default=None)
+
+
 def table(cells: dict[Cell, dict], failed: dict[Cell, int]) -> str:
     """The Markdown table, one row per cell, sorted by variant, modality set, model, dropout."""
-    lines = ["| data | inputs | model | dropout | n | Dice | Re | Pr | vs FLAIR alone | vs early fusion | failed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| data | inputs | model | dropout | n | Dice | Re | Pr | vs FLAIR alone | vs early fusion | vs best single "
+             "| failed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for cell in sorted(set(cells) | set(failed)):
         variant, modality, model, dropout = cell
         rows = cells.get(cell, {})
         dice = [r["Dc"] for r in rows.values()]
         flair = cells.get((variant, "flair", "unet", 0.0), {})
         early = cells.get((variant, modality, "unet", dropout), {})
+        best = best_single(cells, variant)
         vs_flair = _fmt_test(paired(rows, flair)) if cell[1:] != ("flair", "unet", 0.0) else "ref."
         vs_early = _fmt_test(paired(rows, early)) if model != "unet" else "ref."
+        vs_best = "ref." if cell == best else ("–" if best is None else _fmt_test(paired(rows, cells[best])))
         stats = (f"{mean(dice):.3f} ± {stdev(dice) if len(dice) > 1 else 0:.3f} | {mean(r['Re'] for r in rows.values()):.3f} | "
                  f"{mean(r['Pr'] for r in rows.values()):.3f}") if dice else "– | – | –"
         lines.append(f"| {variant} | {modality} | {model} | {dropout:g} | {len(dice)} | {stats} | {vs_flair} | "
-                     f"{vs_early} | {failed.get(cell, 0)} |")
+                     f"{vs_early} | {vs_best} | {failed.get(cell, 0)} |")
+    return "\n".join(lines) + "\n" + rule(cells)
+
+
+def rule(cells: dict[Cell, dict]) -> str:
+    """The default-picking rule as a Markdown section: per multi-input configuration run on every generator, the
+    paired Dice difference against each generator's best single input, the worst of them and the mean Dice;
+    ranked by the worst difference (then the mean Dice). Empty when fewer than one such configuration ran."""
+    variants = sorted({c[0] for c in cells})
+    configs = sorted({c[1:] for c in cells if not is_single(c)})
+    ranked = []
+    for config in configs:
+        diffs = {}
+        for variant in variants:
+            best = best_single(cells, variant)
+            rows = cells.get((variant, *config), {})
+            if best is None or not rows:
+                break
+            diffs[variant] = paired(rows, cells[best])[0]
+        else:
+            dice = [r["Dc"] for v in variants for r in cells[(v, *config)].values()]
+            ranked.append((min(diffs.values()), mean(dice), config, diffs))
+    if not ranked:
+        return ""
+    ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    lines = ["", "## The rule: worst paired Dice difference against the best single input", "",
+             "| rank | inputs | model | dropout | " + " | ".join(f"{v} vs best single" for v in variants)
+             + " | worst | mean Dice |",
+             "|---|---|---|---|" + "---|" * len(variants) + "---|---|"]
+    for rank, (worst, dice, (modality, model, dropout), diffs) in enumerate(ranked, 1):
+        lines.append(f"| {rank} | {modality} | {model} | {dropout:g} | "
+                     + " | ".join(f"{diffs[v]:+.3f}" for v in variants) + f" | {worst:+.3f} | {dice:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,7 @@ partial volume, bias fields, Rician noise, skull-stripped volumes.
 One job per module:
 
 =================  ==============================================================================
-``contrasts``      tissue contrast table of the seven sequences, variants (``default``, ``shifted``)
+``contrasts``      tissue contrast table of the seven sequences, variants (``default``, ``shifted``, ``flair3d``)
 ``geometry``       the fixed 240 x 240 x 155 mm LPS field of view, smooth random fields, soft balls
 ``template``       the MNI152 maps and the ventricle / periventricular maps derived from them
 ``anatomy``        one random deformation of the template into tissue fractions

@@ -15,8 +15,17 @@ Intensity table (``default`` variant, relative to white matter = 1; ADC in units
 
 Per subject every entry is jittered (log-normal, ``contrast_jitter``), and noise, bias strength,
 tumour size/shape/location, cyst/enhancement/distractor presence are drawn from the variant's
-ranges. The ``shifted`` variant changes contrast ratios, tumour statistics, distractor frequencies
-and noise/bias levels, to check generalisation on data made with settings nobody tuned on.
+ranges. Three regimes, each a plausible protocol:
+
+- ``default``: FLAIR is hard (FLAIR-bright periventricular caps and choroid plexus look like tumour, T2w tells
+  them apart): the paper's case for a second modality.
+- ``shifted``: other contrast ratios, tumour statistics, distractor frequencies and noise/bias levels, to check
+  generalisation on data made with settings nobody tuned on.
+- ``flair3d``: FLAIR is already strong and T2w adds little and misleads. It models a protocol with a 3D FLAIR
+  (isotropic, strong CSF nulling, high lesion contrast, in a younger cohort with few periventricular caps) beside
+  a fast 2D T2w (turbo spin echo with 5 mm slices and one average): the T2w is blurred through the slices and
+  noisier, and its tumour is darker than CSF, so the bright sulci, ventricles and cysts next to a tumour are
+  where T2w points the wrong way.
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ class Variant:
     deformation_mm: float = 3.0
     scale: tuple = (0.92, 1.05)
     rotation_deg: float = 4.0
+    noise_gain: dict = field(default_factory=dict)  # {modality: factor on the noise sigma}
+    slice_thickness_mm: dict = field(default_factory=dict)  # {modality: acquired slice thickness (z blur, FWHM)}
 
 
 VARIANTS: dict[str, Variant] = {
@@ -93,8 +104,23 @@ VARIANTS: dict[str, Variant] = {
         scale=(0.9, 1.04),
         rotation_deg=6.0,
     ),
+    "flair3d": Variant(
+        intensity_override={
+            ("flair", "tumour"): 2.15,
+            ("flair", "csf"): 0.08,
+            ("flair", "cyst"): 0.18,
+            ("flair", "cap"): 1.35,
+            ("flair", "choroid"): 1.30,
+            ("t2w", "csf"): 2.60,
+            ("t2w", "tumour"): 1.85,
+            ("t2w", "choroid"): 2.30,
+        },
+        cap_prob=0.3,
+        choroid_prob=0.5,
+        noise_gain={"t2w": 2.0},
+        slice_thickness_mm={"t2w": 5.0},
+    ),
 }
-
 
 
 def get_variant(name: str) -> Variant:
