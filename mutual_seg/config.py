@@ -25,7 +25,8 @@ _NOUNS = {"data": "data set", "model": "model", "hydra/launcher": "launcher", "h
 
 def register_resolvers() -> None:
     """``${len:list}`` (e.g. out_channels from the label outputs), ``${downsampling:features}`` (the network's
-    2^(depth-1), depth = len(features)), ``${folder_name:...}`` and ``${budget_widths:...}``. Safe to call twice."""
+    2^(depth-1), depth = len(features)), ``${folder_name:...}``, ``${budget_widths:...}`` and
+    ``${dataset_labels:root,allowed|outputs}`` (label values from a data set's dataset.json). Safe to call twice."""
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda value: len(value))
     if not OmegaConf.has_resolver("downsampling"):  # data.slices.crop_multiple
@@ -34,6 +35,16 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("folder_name", folder_name)
     if not OmegaConf.has_resolver("budget_widths"):  # experiment=ablation: equal-parameter widths per cell
         OmegaConf.register_new_resolver("budget_widths", _budget_widths)
+    if not OmegaConf.has_resolver("dataset_labels"):  # data=nnunet|msd: label values from dataset.json
+        OmegaConf.register_new_resolver("dataset_labels", _dataset_labels)
+
+
+def _dataset_labels(root: str, which: str):
+    from mutual_seg.data.layouts.dataset_json import (
+        dataset_labels,  # lazy: read only where a config asks
+    )
+
+    return OmegaConf.create(dataset_labels(root, which))
 
 
 def folder_name(name: str, limit: int = 200) -> str:

@@ -31,7 +31,7 @@ from mutual_seg.data.preprocess import (
     preprocess_subject,
     slice_first,
 )
-from mutual_seg.data.subject import Subject
+from mutual_seg.data.subject import ChannelPath, Subject
 from mutual_seg.errors import ConfigError, DataError, subject_error
 from mutual_seg.runtime.atomic import atomic_write, atomic_write_bytes
 
@@ -93,14 +93,15 @@ def _hash(parts: dict) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _fingerprint(path: Path) -> list:
-    """(absolute path, size, mtime_ns): changes whenever a file is rewritten or touched."""
+def _fingerprint(path: Path | ChannelPath) -> list:
+    """(absolute path, size, mtime_ns[, volume of a 4D file]): changes whenever a file is rewritten or touched."""
+    volume = [path.channel] if isinstance(path, ChannelPath) else []
     path = Path(path).absolute()
     try:
         st = path.stat()
     except OSError:
-        return [str(path), -1, -1]  # missing: preprocessing will report it properly
-    return [str(path), st.st_size, st.st_mtime_ns]
+        return [str(path), -1, -1, *volume]  # missing: preprocessing will report it properly
+    return [str(path), st.st_size, st.st_mtime_ns, *volume]
 
 
 class VolumeCache:

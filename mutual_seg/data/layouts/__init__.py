@@ -15,8 +15,11 @@ Examples::
 from __future__ import annotations
 
 from mutual_seg.data.layouts.base import SYNTHETIC_COMMAND, LayoutWarning, describe_missing
+from mutual_seg.data.layouts.bids import BIDSLayout
 from mutual_seg.data.layouts.brats import BraTS2021Layout, BraTS2023Layout
 from mutual_seg.data.layouts.manifest import ManifestLayout
+from mutual_seg.data.layouts.msd import MSDLayout
+from mutual_seg.data.layouts.nnunet import NNUNetLayout
 from mutual_seg.data.layouts.ucsf_pdgm import UCSFPDGMLayout
 
 LAYOUTS: dict[str, type] = {
@@ -24,15 +27,21 @@ LAYOUTS: dict[str, type] = {
     "brats2021": BraTS2021Layout,
     "brats2023": BraTS2023Layout,
     "manifest": ManifestLayout,
+    "nnunet": NNUNetLayout,
+    "msd": MSDLayout,
+    "bids": BIDSLayout,
 }
 
 __all__ = [
     "LAYOUTS",
     "SYNTHETIC_COMMAND",
+    "BIDSLayout",
     "BraTS2021Layout",
     "BraTS2023Layout",
     "LayoutWarning",
+    "MSDLayout",
     "ManifestLayout",
+    "NNUNetLayout",
     "UCSFPDGMLayout",
     "describe_missing",
 ]
