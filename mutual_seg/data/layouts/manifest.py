@@ -88,6 +88,11 @@ class ManifestLayout:
         found = [self._subject(row.get("id", ""), row, wanted) for _, row in rows]
         return [(f.subject, f.missing) for f in _label_optional(found, require_label)]
 
+    def listed_modalities(self) -> list[str]:
+        """The modalities the CSV has a column for, in canonical order."""
+        columns = self._read()[0]
+        return [m for m in self.modalities if m in columns]
+
     def _rows(
         self, modalities: Sequence[str], require_label: bool = True
     ) -> tuple[tuple[str, ...], list[tuple[int, dict[str, str]]]]:

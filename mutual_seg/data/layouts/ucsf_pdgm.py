@@ -168,6 +168,20 @@ class UCSFPDGMLayout(_FolderLayout):
         csv_path = _latest_metadata_csv(_require_dir(self.root, self.name))
         return csv_path, (_read_metadata(csv_path)[1] if csv_path else {})
 
+    def metadata_coverage(self) -> tuple[Path | None, list[str], list[str]]:
+        """The metadata CSV (None if there is none), the subject folders without a row, the rows without a folder.
+
+        Follow-up folders count as their patient's; ids are the folder's subject id and the row's ``ID``.
+        """
+        csv_path, rows = self.metadata()
+        if csv_path is None:
+            return None, [], []
+        dirs = self._subject_dirs()
+        numbers = {int(m["number"]) for m, _ in dirs}
+        no_row = [p.name.removesuffix("_nifti") for m, p in dirs if int(m["number"]) not in rows]
+        no_folder = [row.get("ID", str(n)) for n, row in sorted(rows.items()) if n not in numbers]
+        return csv_path, no_row, no_folder
+
     def _image(self, folder: Path, sid: str, seq: str, fallbacks: dict[str, list[str]]) -> Path:
         """The _bias file when wanted and present, else the plain one (expected, maybe absent)."""
         plain = folder / f"{sid}_{seq}.nii.gz"
