@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mutual_seg.data.layouts.base import _require_dir
 from mutual_seg.errors import ConfigError, DataError
 from mutual_seg.modalities import MODALITIES, modality_of_channel
 
@@ -79,7 +78,10 @@ def read_dataset_json(root: str | Path, layout: str) -> DatasetJson:
     Raises:
         DataError: no folder, no file, not JSON, or no channel names / labels.
     """
-    folder = _require_dir(Path(root).expanduser().absolute(), layout)
+    folder = Path(root).expanduser().absolute()
+    if not folder.is_dir():
+        raise DataError(f"{layout}: data set folder {folder} does not exist (or is a file); point "
+                        "data.layout.root at the folder holding dataset.json")
     path = folder / "dataset.json"
     if not path.is_file():
         raise DataError(f"{layout}: no dataset.json in {folder}; point data.layout.root at the data set folder "
