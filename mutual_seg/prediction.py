@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import platform
 import sys
 import time
@@ -133,7 +134,7 @@ def predict_subject(
                                 prepare=ensemble.prepare)
     x, y, z = pre["zooms"]
     seg = segment(result.probabilities, (z, x, y), settings)  # [Z, O, X, Y]
-    reference = nib.load(str(subject.images[used[0]]))
+    reference = nib.load(os.fspath(subject.images[used[0]]))  # a 4D file's header: nibabel sets the 3D dims
     files = {k: out / OUTPUTS[k].format(id=subject.id) for k in wanted}
     arrays = {"segmentation": (seg, np.uint8), "probabilities": (result.probabilities.numpy(), np.float32)}
     if result.attention is not None:

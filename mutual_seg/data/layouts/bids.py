@@ -77,6 +77,11 @@ class BIDSLayout:
         found = _label_optional(self._scan(modalities, self.sessions()), require_label)
         return [(f.subject, f.missing) for f in found]
 
+    def scan_sessions(self, modalities: Sequence[str], sessions: list[tuple[str, str]]
+                      ) -> list[tuple[Subject, list[tuple[str, Path | None]]]]:
+        """``scan`` of some sessions only (``predict --input sub-01/``); a missing label is no problem."""
+        return [(f.subject, f.missing) for f in _label_optional(self._scan(modalities, sessions), False)]
+
     def sessions(self, subject: str | None = None) -> list[tuple[str, str]]:
         """(``sub-XX``, ``ses-YY/`` or ``""``) of every session in the tree, or of one subject."""
         root = _require_dir(self.root, self.name)

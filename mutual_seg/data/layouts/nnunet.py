@@ -79,6 +79,10 @@ class _DatasetJsonLayout:
             raise DataError(f"{self.name}: no case in {folder} (expected {self._example(info.file_ending)}); "
                             "point data.layout.root at the data set folder")
         labels = self.root / self.labels_dir if self.labels_dir else None
+        if labels is not None and labels.is_dir():  # a label without its images is a case with missing images
+            ending = info.file_ending
+            cases = sorted({*cases, *(p.name[: -len(ending)] for p in labels.iterdir()
+                                      if p.name.endswith(ending) and not p.name.startswith("."))})
         if require_label and labels is None:
             raise DataError(f"{self.name}: data.layout.labels is null, but a run needs labels; set it "
                             "(e.g. labelsTr) or test with labels")
