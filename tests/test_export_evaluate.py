@@ -116,3 +116,17 @@ def test_evaluate_reproduces_the_test_step_and_pairs_in_the_report(run, tiny_dat
     assert evaluate(["--pred", str(tmp_path / "pred"), "--data", "synthetic", "--out", str(tmp_path / "e3"),
                      *_data_args(tiny_data, tmp_path)]) == 2
     assert f"no mask for 1 of {len(tested)} test subject(s) ({tested[0]})" in capsys.readouterr().err
+
+
+def test_evaluate_reads_label_valued_masks_the_reference_itself_scores_perfectly(tiny_data, tmp_path, capsys):
+    """nnU-Net-style masks (the data set's label values, <id>.nii.gz): the references themselves give Dc = 1."""
+    pred = tmp_path / "labels_as_masks"
+    pred.mkdir()
+    for folder in sorted(tiny_data.glob("*_nifti")):
+        sid = folder.name.removesuffix("_nifti")
+        (pred / f"{sid}.nii.gz").symlink_to(folder / f"{sid}_tumor_segmentation.nii.gz")
+    assert evaluate(["--pred", str(pred), "--data", "synthetic", "--out", str(tmp_path / "eval"), "--subjects", "all",
+                     *_data_args(tiny_data, tmp_path)]) == 0
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["n_subjects"] == 10 and summary["metrics"]["Dc"]["mean"] == 1.0 and summary["metrics"]["Dc"]["std"] == 0.0
+    assert summary["modality_set"] == "labels_as_masks" and summary["evaluated_subjects"] == "all"
