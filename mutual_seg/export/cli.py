@@ -18,8 +18,8 @@ next (nnU-Net v2, with nnUNet_raw, nnUNet_preprocessed and nnUNet_results set):
   nnUNetv2_plan_and_preprocess -d {id} --verify_dataset_integrity
   cp {out}/splits_final.json $nnUNet_preprocessed/{name}/     # our folds
   nnUNetv2_train {id} 2d FOLD                                   # FOLD = 0..{last}; val = our test subjects
-  nnUNetv2_predict -i IMAGES -o PRED -d {id} -c 2d -f FOLD
-  mutual-seg-evaluate --pred PRED --data ... fold=FOLD --out RUNDIR"""
+  mutual-seg-evaluate --pred $nnUNet_results/{name}/nnUNetTrainer__nnUNetPlans__2d/fold_FOLD/validation \
+      --data <the same data= choice and overrides> fold=FOLD --name nnunet_2d --out RUNDIR"""
 
 
 class _Parser(argparse.ArgumentParser):
