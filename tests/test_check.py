@@ -130,3 +130,22 @@ def test_without_modalities_the_ones_present_are_checked(tiny_data, tmp_path, ca
     assert main([str(root)]) == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and victim.name.removesuffix("_T1.nii.gz") in lines[0] and "t1 image not found" in lines[0]
+
+
+def test_a_folder_without_metadata_row_is_a_problem_only_where_a_cohort_selects(tiny_data, tmp_path):
+    from mutual_seg.data.check import Kind, check_set
+    from mutual_seg.data.layouts import UCSFPDGMLayout
+
+    root = tmp_path / "no_row"
+    shutil.copytree(tiny_data, root)
+    csv = next(root.glob("UCSF-PDGM-metadata*.csv"))
+    lines = csv.read_text().splitlines()
+    dropped = lines[3].split(",")[0]
+    csv.write_text("\n".join(lines[:3] + lines[4:]) + "\n")
+    plain = check_set(UCSFPDGMLayout(root, False, None, True), ["flair"], None, deep=False)
+    assert plain == []  # the metadata only informs: nothing is chosen from it
+    with pytest.warns(LayoutWarning, match="no row"):
+        cohort = check_set(UCSFPDGMLayout(root, False, {"ID": "UCSF-PDGM-*"}, True), ["flair"], None, deep=False)
+    [problem] = cohort
+    assert problem.kind is Kind.METADATA and int(problem.subject.split("-")[-1]) == int(dropped.split("-")[-1])
+    assert "cohort cannot tell whether it belongs" in problem.message
