@@ -149,3 +149,10 @@ def test_each_format_trains_tests_and_predicts(kind, formats, tmp_path):
     assert [s["id"] for s in report["subjects"]] == expected
     seg = nib.load(tmp_path / "pred" / f"{expected[0]}_seg.nii.gz")
     assert seg.shape == (48, 48, 24) and seg.get_data_dtype() == np.uint8
+
+
+@pytest.mark.parametrize("kind", ["nnunet", "msd", "bids"])
+def test_a_wrong_root_is_one_line_and_exit_2(kind, tmp_path, capsys):
+    assert check([str(tmp_path / "nowhere"), "--layout", kind]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "data.layout.root" in err

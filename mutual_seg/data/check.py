@@ -254,9 +254,12 @@ def _layout(kind: str, data: Path) -> Any:
     try:  # data=nnunet|msd read label values from dataset.json while resolving
         return instantiate(cfg.data.layout), list(cfg.data.preprocessing.label_allowed)
     except InterpolationResolutionError as err:
-        if isinstance(err.__context__, MutualSegError):  # a resolver's own error (no dataset.json ...)
-            raise err.__context__ from None
-        raise
+        from mutual_seg.run import user_error  # only on this path: run.py imports Lightning
+
+        found = user_error(err)  # a resolver's own error (no dataset.json ...)
+        if found is None:
+            raise
+        raise found from None
 
 
 def present_modalities(layout: Any) -> list[str]:

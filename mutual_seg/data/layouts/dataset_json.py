@@ -80,8 +80,8 @@ def read_dataset_json(root: str | Path, layout: str) -> DatasetJson:
     """
     folder = Path(root).expanduser().absolute()
     if not folder.is_dir():
-        raise DataError(f"{layout}: data set folder {folder} does not exist (or is a file); point "
-                        "data.layout.root at the folder holding dataset.json")
+        raise DataError(f"{layout}: {folder} is not a folder; point data.layout.root at the data set folder "
+                        "(the one holding dataset.json)")
     path = folder / "dataset.json"
     if not path.is_file():
         raise DataError(f"{layout}: no dataset.json in {folder}; point data.layout.root at the data set folder "
@@ -121,7 +121,7 @@ def dataset_labels(root: str, which: str) -> list:
     ``allowed``: every value a label file may hold; ``outputs``: one output, the whole tumour. Other outputs
     (regions) are chosen with ``data.preprocessing.label_outputs=[[1,2,3],[2,3],[3]]``.
     """
-    info = read_dataset_json(root, "data set")
+    info = read_dataset_json(root, "nnU-Net/MSD data set")
     if which == "allowed":
         return info.allowed
     if which == "outputs":
