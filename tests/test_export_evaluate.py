@@ -130,3 +130,10 @@ def test_evaluate_reads_label_valued_masks_the_reference_itself_scores_perfectly
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert summary["n_subjects"] == 10 and summary["metrics"]["Dc"]["mean"] == 1.0 and summary["metrics"]["Dc"]["std"] == 0.0
     assert summary["modality_set"] == "labels_as_masks" and summary["evaluated_subjects"] == "all"
+
+
+@pytest.mark.parametrize("module", ["mutual_seg.export", "mutual_seg.evaluate"])
+def test_python_m_entry_points_give_one_error_line_and_exit_2(module):
+    result = subprocess.run([sys.executable, "-m", module, "nnunet"], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
