@@ -31,7 +31,8 @@ GROUPS = ("data", "modality", "model", "loss", "optim", "trainer", "callbacks", 
 
 def register_resolvers() -> None:
     """``${len:list}`` (e.g. out_channels from the label outputs), ``${downsampling:features}`` (the network's
-    2^(depth-1), depth = len(features)), ``${folder_name:...}`` and ``${budget_widths:...}``. Safe to call twice."""
+    2^(depth-1), depth = len(features)), ``${folder_name:...}`` and ``${budget_widths:...}``.
+    Safe to call twice. (``${dataset_labels:...}`` belongs to the data formats: data/layouts/dataset_json.py.)"""
     if not OmegaConf.has_resolver("len"):
         OmegaConf.register_new_resolver("len", lambda value: len(value))
     if not OmegaConf.has_resolver("downsampling"):  # data.slices.crop_multiple

@@ -32,8 +32,18 @@ DISPLAY_NAMES: Mapping[str, str] = {
     "t1": "T1w", "t1c": "T1w (contrast)", "t2w": "T2w", "flair": "FLAIR", "swi": "SWI", "dwi": "DWI", "adc": "ADC",
 }  # fmt: skip
 
-# Names other data sets use for our modalities, to suggest the right one in errors.
-ALIASES: Mapping[str, str] = {"t2": "t2w", "t1ce": "t1c", "t1gd": "t1c", "t1n": "t1", "t2f": "flair"}
+# Names other data sets give our modalities (nnU-Net ``channel_names``, MSD ``modality``, BIDS suffixes), in
+# the spelled-out form of ``channel_key`` (lower case, no ``-``/``_``/space): readers map channels with it and
+# errors suggest the right name from it.
+ALIASES: Mapping[str, str] = {
+    "t2": "t2w", "t2weighted": "t2w",
+    "t1w": "t1", "t1n": "t1", "t1native": "t1", "t1weighted": "t1",
+    "t1ce": "t1c", "t1gd": "t1c", "t1wce": "t1c", "t1contrast": "t1c", "t1post": "t1c", "t1cew": "t1c",
+    "t2f": "flair", "t2flair": "flair", "flairw": "flair",
+}  # fmt: skip
+
+# BIDS ``anat/`` suffixes (``sub-01_FLAIR.nii.gz``); ``T1w`` with a ``ce-`` entity is the contrast-enhanced T1.
+BIDS_SUFFIXES: Mapping[str, str] = {"t1": "T1w", "t2w": "T2w", "flair": "FLAIR"}
 
 # UCSF-PDGM: <id>_nifti/<id>_<SUFFIX>.nii.gz (``_<SUFFIX>_bias.nii.gz`` for bias-corrected ones).
 UCSF_PDGM_SUFFIXES: Mapping[str, str] = {
@@ -87,7 +97,24 @@ def check_modalities(
     return names
 
 
+def channel_key(name: str) -> str:
+    """A channel name as ``ALIASES`` spells it: ``T2-FLAIR`` -> ``t2flair``, ``T1 Gd`` -> ``t1gd``."""
+    return "".join(c for c in str(name).lower() if c not in "-_ ")
+
+
+def modality_of_channel(name: str, extra: Mapping[str, str] | None = None) -> str | None:
+    """Our modality name for a data set's channel name (``FLAIR``, ``T2w``, ``t1gd``...), or None if unknown.
+
+    ``extra`` maps further channel names to modalities (``data.layout.channel_map``) and wins over the table.
+    """
+    for table in (extra or {}), {m: m for m in MODALITIES}, ALIASES:
+        by_key = {channel_key(k): str(v) for k, v in table.items()}
+        if channel_key(name) in by_key:
+            return by_key[channel_key(name)]
+    return None
+
+
 def suggest(name: str) -> str:
     """`` (did you mean 't1c'?)`` for a near miss such as ``T1ce``, else an empty string."""
-    guess = name.lower() if name.lower() in MODALITIES else ALIASES.get(name.lower())
+    guess = modality_of_channel(name)
     return f" (did you mean {guess!r}?)" if guess else ""

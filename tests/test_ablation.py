@@ -93,7 +93,7 @@ def test_the_rule_ranks_by_the_worst_difference_against_the_best_single_input():
         ("g2", "flair_t2w", "B", 0.0): rows([0.60, 0.60, 0.70]),   # 0
     }
     assert best_single(cells, "g1")[1] == "flair" and best_single(cells, "g2")[1] == "t2w"
-    lines = [line for line in rule(cells).splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    lines = [line for line in rule(cells).splitlines() if line.startswith(("| 1 ", "| 2 "))]
     first, second = ([c.strip() for c in line.split("|")] for line in lines)
     assert first[3] == "B" and first[7] == "+0.000" and first[5] == "+0.010"
     assert second[3] == "A" and second[7] == "-0.050" and second[6] == "-0.050"

@@ -14,10 +14,13 @@ from omegaconf import OmegaConf
 
 from mutual_seg.data.layouts import (
     LAYOUTS,
+    BIDSLayout,
     BraTS2021Layout,
     BraTS2023Layout,
     LayoutWarning,
     ManifestLayout,
+    MSDLayout,
+    NNUNetLayout,
     UCSFPDGMLayout,
 )
 from mutual_seg.errors import ConfigError, DataError
@@ -300,11 +303,10 @@ def test_brats2023_names_and_patient_from_timepoint(tmp_path: Path, nifti_bytes:
     assert "BraTS-GLI-00007-000-t2f.nii.gz" in _one_line(excinfo)
 
 
-def test_registry_and_label_values() -> None:
+def test_registry() -> None:
     assert LAYOUTS == {"ucsf_pdgm": UCSFPDGMLayout, "brats2021": BraTS2021Layout,
-                       "brats2023": BraTS2023Layout, "manifest": ManifestLayout}  # fmt: skip
-    assert UCSFPDGMLayout.label_values == BraTS2021Layout.label_values == (0, 1, 2, 4)
-    assert BraTS2023Layout.label_values == (0, 1, 2, 3)
+                       "brats2023": BraTS2023Layout, "manifest": ManifestLayout, "nnunet": NNUNetLayout,
+                       "msd": MSDLayout, "bids": BIDSLayout}  # fmt: skip
 
 
 def test_hydra_builds_ucsf_layout_from_yaml_nodes(ucsf: Path) -> None:

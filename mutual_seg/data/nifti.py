@@ -19,8 +19,9 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
+from mutual_seg.atomic import atomic_path
+from mutual_seg.data.subject import ChannelPath
 from mutual_seg.errors import subject_error
-from mutual_seg.runtime.atomic import atomic_path
 
 # What nibabel, gzip and zlib raise on a truncated or corrupt file (gzip.BadGzipFile is an OSError).
 # HeaderDataError: a corrupt header field (e.g. vox_offset 0), found by tests/test_fuzz.py
@@ -29,25 +30,28 @@ PARTIAL = ".partial"  # marks a temporary file being written: `.<name>-<random>.
 
 
 def load_volume(
-    path: str | Path, subject_id: str
+    path: str | Path | ChannelPath, subject_id: str
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    """Read one 3D NIfTI volume with its scale slope applied.
+    """Read one 3D NIfTI volume (or one volume of a 4D file) with its scale slope applied.
 
     Real scans are int16 with ``scl_slope``/``scl_inter``; reading the raw integers would silently
     change every intensity, so the scaled float32 data is returned.
 
     Args:
-        path: ``.nii`` or ``.nii.gz`` file.
+        path: ``.nii`` or ``.nii.gz`` file, or a :class:`ChannelPath` (volume ``channel`` of a 4D file, MSD).
         subject_id: named in error messages.
 
     Returns:
         ``(data, affine, zooms)``: float32 (X, Y, Z), float64 (4, 4), voxel size in mm (x, y, z).
 
     Raises:
-        DataError: missing, truncated or corrupt file; NaN/Inf voxels; not 3D.
+        DataError: missing, truncated or corrupt file; NaN/Inf voxels; not 3D (or no such volume in a 4D file).
     """
-    path = Path(path)
-    if not path.is_file():
+    channel = path.channel if isinstance(path, ChannelPath) else None
+    file = Path(path)
+    if not isinstance(path, ChannelPath):
+        path = file
+    if not file.is_file():
         raise subject_error(
             subject_id,
             path,
@@ -55,11 +59,14 @@ def load_volume(
             "check the data root and the layout, or restore the file",
         )
     try:
-        img = nib.load(str(path))
+        img = nib.load(str(file))
+        if channel is not None and not (len(img.shape) == 4 and 0 <= channel < img.shape[3]):
+            raise subject_error(subject_id, path, f"expected a 4D image with volume {channel}, found shape "
+                                f"{tuple(img.shape)}", "check the channel names in the data set's dataset.json")
         # Reading the data (not only the header) is what exposes a truncated gzip stream.
-        data = np.asarray(img.dataobj, dtype=np.float32)
+        data = np.asarray(img.dataobj if channel is None else img.dataobj[..., channel], dtype=np.float32)
     except _READ_ERRORS as err:
-        detail = str(err).replace(f'"{path}"', path.name).replace(str(path), path.name)
+        detail = str(err).replace(f'"{file}"', file.name).replace(str(file), file.name)
         problem = (
             f"cannot read NIfTI ({type(err).__name__}: {detail}); the file is truncated or corrupt"
         )

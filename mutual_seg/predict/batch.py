@@ -7,6 +7,7 @@ does) and written beside the others with the reference image's affine and header
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from dataclasses import asdict
@@ -135,7 +136,7 @@ def predict_subject(
                                 prepare=ensemble.prepare)
     x, y, z = pre["zooms"]
     seg = segment(result.probabilities, (z, x, y), settings)  # [Z, O, X, Y]
-    reference = nib.load(str(subject.images[used[0]]))
+    reference = nib.load(os.fspath(subject.images[used[0]]))  # a 4D file's header: nibabel sets the 3D dims
     files = {k: out / OUTPUTS[k].format(id=subject.id) for k in wanted}
     arrays = {"segmentation": (seg, np.uint8), "probabilities": (result.probabilities.numpy(), np.float32)}
     if result.attention is not None:

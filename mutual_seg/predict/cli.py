@@ -32,7 +32,8 @@ def parse_args(argv: Sequence[str] | None) -> PredictSettings:
     parser.add_argument("--checkpoint", action="append", required=True, type=Path, metavar="CKPT",
                         help="a .ckpt from a training run; repeat for an ensemble (probabilities averaged)")
     parser.add_argument("--input", type=Path, metavar="PATH",
-                        help="a subject folder, a folder of subject folders (UCSF-PDGM, BraTS), or a manifest .csv")
+                        help="a subject folder, a folder of subject folders (UCSF-PDGM, BraTS), a manifest .csv, an "
+                             "nnU-Net imagesTs/ folder, a Decathlon 4D file or folder, or a BIDS subject (sub-XX/)")
     for name in MODALITIES:
         parser.add_argument(f"--{name}", type=Path, metavar="NIFTI", help=f"{DESCRIPTIONS[name]} image (instead of --input)")
     parser.add_argument("--mask", type=Path, metavar="NIFTI",

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mutual_seg.data.layouts import ManifestLayout, describe_missing
+from mutual_seg.data.layouts.inputs import format_inputs
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import ConfigError, DataError, subject_error
 from mutual_seg.modalities import (
@@ -90,7 +91,8 @@ def find_inputs(path: str | Path, modalities: Sequence[str]) -> tuple[list[Subje
     """Subjects at ``path`` and the ones that cannot be predicted, each with its one-line error.
 
     Args:
-        path: a subject folder, a folder of subject folders, or a manifest ``.csv``.
+        path: a subject folder, a folder of subject folders, a manifest ``.csv``, or a path in the nnU-Net,
+            Decathlon or BIDS format (:func:`mutual_seg.data.layouts.inputs.format_inputs`).
         modalities: the checkpoint's modalities (a manifest is asked for those it has columns for).
 
     Returns:
@@ -102,7 +104,10 @@ def find_inputs(path: str | Path, modalities: Sequence[str]) -> tuple[list[Subje
     path = Path(path).expanduser().absolute()
     if not path.exists():
         raise DataError(f"input {path} does not exist; pass a subject folder, a data set folder or a manifest .csv")
-    if path.is_file():
+    found = format_inputs(path)  # nnU-Net imagesTs/, an MSD 4D file or folder, a BIDS subject or root
+    if found is not None:
+        subjects, failures = found
+    elif path.is_file():
         if path.suffix.lower() != ".csv":
             raise DataError(f"input {path} is a file; pass a folder, a manifest .csv, or images with --flair/--t2w/...")
         subjects, failures = _from_manifest(path, modalities)

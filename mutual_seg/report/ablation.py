@@ -88,8 +88,8 @@ def best_single(cells: dict[Cell, dict], variant: str) -> Cell | None:
 
 def table(cells: dict[Cell, dict], failed: dict[Cell, int]) -> str:
     """The Markdown table, one row per cell, sorted by variant, modality set, model, dropout."""
-    lines = ["| data | inputs | model | dropout | n | Dice | Re | Pr | vs FLAIR alone | vs early fusion | vs best single "
-             "| failed |",
+    lines = [("| data | inputs | model | dropout | n | Dice | Re | Pr | vs FLAIR alone | vs early fusion | vs best single "
+             "| failed |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for cell in sorted(set(cells) | set(failed)):
         variant, modality, model, dropout = cell

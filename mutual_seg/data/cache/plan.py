@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mutual_seg.data.preprocess import PreprocessSettings, choose_mask
-from mutual_seg.data.subject import Subject
+from mutual_seg.data.subject import ChannelPath, Subject
 
 CACHE_VERSION = 1  # bump when the preprocessing code changes what it writes
 
@@ -58,14 +58,15 @@ def _hash(parts: dict) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _fingerprint(path: Path) -> list:
-    """(absolute path, size, mtime_ns): changes whenever a file is rewritten or touched."""
+def _fingerprint(path: Path | ChannelPath) -> list:
+    """(absolute path, size, mtime_ns[, volume of a 4D file]): changes whenever a file is rewritten or touched."""
+    volume = [path.channel] if isinstance(path, ChannelPath) else []
     path = Path(path).absolute()
     try:
         st = path.stat()
     except OSError:
-        return [str(path), -1, -1]  # missing: preprocessing will report it properly
-    return [str(path), st.st_size, st.st_mtime_ns]
+        return [str(path), -1, -1, *volume]  # missing: preprocessing will report it properly
+    return [str(path), st.st_size, st.st_mtime_ns, *volume]
 
 
 def plan_subject(cache_dir: Path, settings: PreprocessSettings, subject: Subject, modalities: list[str]) -> CachePlan:

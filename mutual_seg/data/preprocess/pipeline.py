@@ -80,7 +80,7 @@ def preprocess_subject(
     raw: dict[str, np.ndarray] = {}
     affine, zooms = np.eye(4), (1.0, 1.0, 1.0)
     for i, m in enumerate(modalities):
-        path = Path(subject.images[m])
+        path = subject.images[m]  # a Path, or a ChannelPath (one volume of a 4D file)
         data, aff, zm = load_volume(path, subject.id)
         if i == 0:
             affine, zooms = aff, zm
@@ -134,7 +134,7 @@ def preprocess_subject(
 
     images: dict[str, np.ndarray] = {}
     for m in modalities:
-        path = Path(subject.images[m])
+        path = subject.images[m]  # named in errors: a file, or a 4D file's volume
         if mask_path is None and not masks[m].any():
             raise subject_error(
                 subject.id,
