@@ -66,7 +66,8 @@ def load_prediction(path: Path, subject: Any, reference: Path, settings: Any) ->
     import nibabel as nib
     import numpy as np
 
-    from mutual_seg.data.preprocess import binarize_label, check_geometry, load_volume, slice_first
+    from mutual_seg.data.nifti import load_volume
+    from mutual_seg.data.preprocess import binarize_label, check_geometry, slice_first
     from mutual_seg.errors import subject_error
 
     n_out = len(settings.label_outputs)

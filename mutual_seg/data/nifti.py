@@ -3,7 +3,7 @@
 Reading applies the scale slope (real scans are int16 with ``scl_slope``/``scl_inter``) and turns every way a
 file can be broken (missing, truncated, corrupt header, NaN/Inf, not 3D) into one ``DataError`` line naming the
 subject and the file. Writing goes through a temporary name beside the destination and a rename
-(``runtime.atomic``), so an interrupted run never leaves a half-written volume and a full disk or a read-only
+(:mod:`mutual_seg.atomic`), so an interrupted run never leaves a half-written volume and a full disk or a read-only
 folder is one ``OutputError`` line.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
-from mutual_seg.atomic import atomic_path
+from mutual_seg.atomic import atomic_path, atomic_write_bytes
 from mutual_seg.data.subject import ChannelPath
 from mutual_seg.errors import subject_error
 
@@ -144,3 +144,15 @@ def write_nifti(
     with atomic_path(path, suffix=PARTIAL + extension) as tmp:
         nib.save(img, tmp)
     return path
+
+
+def write_like(path: Path, data: np.ndarray, reference: nib.Nifti1Image, dtype: type, description: str) -> None:
+    """Write ``data`` with the reference image's affine and header (orientation, qform/sform codes), atomically:
+    what ``mutual-seg-predict`` writes (gzip level 1 in memory, then one atomic write)."""
+    header = reference.header.copy()
+    header.set_data_dtype(dtype)
+    img = nib.Nifti1Image(data.astype(dtype), reference.affine, header)
+    img.header.set_slope_inter(1.0, 0.0)
+    img.header["descrip"] = description.encode()[:79]
+    img.header["intent_code"] = 0
+    atomic_write_bytes(path, gzip.compress(img.to_bytes(), compresslevel=1))

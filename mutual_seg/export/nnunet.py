@@ -20,12 +20,13 @@ import nibabel as nib
 import numpy as np
 from rich.progress import track
 
+from mutual_seg.atomic import atomic_write_text
 from mutual_seg.data.datamodule import SegDataModule
-from mutual_seg.data.preprocess import binarize_label, load_volume
+from mutual_seg.data.nifti import load_volume, write_nifti
+from mutual_seg.data.preprocess import binarize_label
 from mutual_seg.data.splits import make_split
 from mutual_seg.data.subject import ChannelPath, Subject
 from mutual_seg.errors import ConfigError, OutputError
-from mutual_seg.runtime.atomic import atomic_write_text
 
 DATASET_NAME = re.compile(r"^Dataset\d{3}_[A-Za-z0-9_-]+$")
 ENDING = ".nii.gz"
@@ -92,7 +93,7 @@ def _image(subject: Subject, source: Path | ChannelPath, target: Path, copy: boo
         target.unlink()
     if isinstance(source, ChannelPath) or not str(source).endswith(ENDING):
         data, affine, _ = load_volume(source, subject.id)
-        nib.save(nib.Nifti1Image(data, affine), str(target))
+        write_nifti(target, data, affine)
     elif copy:
         shutil.copyfile(source, target)
     else:
@@ -105,10 +106,6 @@ def _label(subject: Subject, output: tuple[int, ...], allowed: tuple[int, ...], 
     values, _, _ = load_volume(subject.label, subject.id)
     binary = binarize_label(values, [output], allowed, subject_id=subject.id, path=subject.label)[0]
     source = nib.load(os.fspath(subject.label))
-    header = source.header.copy()
-    header.set_data_dtype(np.uint8)
-    image = nib.Nifti1Image(binary, source.affine, header)
-    image.header.set_slope_inter(1.0, 0.0)
-    if target.is_symlink() or target.exists():
-        target.unlink()
-    nib.save(image, str(target))
+    if target.is_symlink():
+        target.unlink()  # never write through a link into the source data set
+    write_nifti(target, binary, source.affine, header=source.header, dtype=np.uint8)

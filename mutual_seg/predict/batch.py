@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mutual_seg import __version__
 from mutual_seg.checkpoint import Ensemble, load_ensemble
 from mutual_seg.config import CONFIG_DIR
+from mutual_seg.data.nifti import write_like
 from mutual_seg.data.preprocess import choose_mask, preprocess_subject, slice_first
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import ConfigError, MutualSegError, subject_error
@@ -35,7 +36,6 @@ from mutual_seg.predict.writer import (
     OUTPUTS,
     check_outputs,
     to_nifti_order,
-    write_nifti,
     write_report,
 )
 from mutual_seg.runtime.malloc import tune_malloc
@@ -144,7 +144,7 @@ def predict_subject(
         arrays["attention"] = (result.attention[:, keep].numpy(), np.float32)
     for kind, path in files.items():
         array, dtype = arrays[kind]
-        write_nifti(path, to_nifti_order(array, kind == "attention"), reference, dtype, f"mutual_seg {kind}")
+        write_like(path, to_nifti_order(array, kind == "attention"), reference, dtype, f"mutual_seg {kind}")
     notes = []
     if mask_choice[0] == "estimated":
         notes.append("no mask file: brain mask estimated from the images")

@@ -5,16 +5,14 @@ Outputs are refused before any work when they exist (unless ``--overwrite``), an
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
-from mutual_seg.atomic import atomic_write_bytes, atomic_write_text
+from mutual_seg.atomic import atomic_write_text
 from mutual_seg.errors import OutputError
 
 # Output kind -> file name per subject.
@@ -26,17 +24,6 @@ def to_nifti_order(array: np.ndarray, keep_4d: bool) -> np.ndarray:
     """[Z, C, X, Y] -> (X, Y, Z, C), one volume per output or modality; (X, Y, Z) for one output map."""
     out = np.ascontiguousarray(np.transpose(array, (2, 3, 0, 1)))
     return out[..., 0] if out.shape[3] == 1 and not keep_4d else out
-
-
-def write_nifti(path: Path, data: np.ndarray, reference: nib.Nifti1Image, dtype: type, description: str) -> None:
-    """Write ``data`` with the reference image's affine and header (orientation, qform/sform codes), atomically."""
-    header = reference.header.copy()
-    header.set_data_dtype(dtype)
-    img = nib.Nifti1Image(data.astype(dtype), reference.affine, header)
-    img.header.set_slope_inter(1.0, 0.0)
-    img.header["descrip"] = description.encode()[:79]
-    img.header["intent_code"] = 0
-    atomic_write_bytes(path, gzip.compress(img.to_bytes(), compresslevel=1))
 
 
 def check_outputs(out: Path, subject_ids: Sequence[str], wanted: Sequence[str], overwrite: bool) -> None:

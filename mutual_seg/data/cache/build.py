@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mutual_seg.atomic import atomic_write, atomic_write_bytes
 from mutual_seg.data.cache.entry import CachedSubject
 from mutual_seg.data.cache.plan import CACHE_VERSION, CachePlan
 from mutual_seg.data.preprocess import PreprocessSettings, preprocess_subject, slice_first
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import DataError
-from mutual_seg.runtime.atomic import atomic_write, atomic_write_bytes
 
 
 def build_subject(
