@@ -164,12 +164,19 @@ def check_data(cfg: DictConfig) -> None:
     check_before_training(layout, list(cfg.modality.names), bool(cfg.data.get("skip_incomplete", False)))
 
 
+def _runs_here(cfg: DictConfig) -> bool:
+    """Whether Hydra's launcher runs the jobs on this machine (basic, joblib), not on a cluster's nodes (submitit)."""
+    target = str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or "")
+    return "submitit" not in target and "slurm" not in target.lower()
+
+
 def _before_hydra() -> None:
     """Group choices, overrides, the run folder, the optimizer and the data of the (first) job, checked before Hydra
     writes anything; each job checks its own again (``train``), for sweeps over them and for Python callers."""
     check_group_overrides(sys.argv[1:])
     args, cfg = preflight_config(sys.argv[1:])
-    if cfg is not None:
+    if cfg is not None and _runs_here(cfg):  # jobs sent to SLURM check devices and data where they run
+        check_devices(cfg.trainer)
         if not any(a in MULTIRUN_FLAGS for a in args):
             check_optim(cfg)  # a sweep's jobs check their own values: one bad value fails its job, not the sweep
         check_data(cfg)
