@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     """The command line; the ``--<modality>`` flags come from :mod:`mutual_seg.modalities`."""
     parser = _Parser(prog="mutual-seg-predict", description="Segment new patients with trained mutual_seg checkpoints.")
     parser.add_argument("--checkpoint", action="append", required=True, type=Path, metavar="CKPT",
@@ -56,7 +56,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "on CPUs with AMX/AVX-512 BF16, probabilities within ~1e-3; auto: bf16 where the CPU or "
                              "GPU has bf16 units, float32 elsewhere")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse and check the command line: images come either from ``--input`` or from per-modality flags."""
+    args = build_parser().parse_args(argv)
     explicit = {m: getattr(args, m) for m in MODALITIES if getattr(args, m) is not None}
     if (args.input is None) == (not explicit):
         raise ConfigError("give either --input PATH or the images (--flair F --t2w T ...), not both and not neither")

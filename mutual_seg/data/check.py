@@ -208,14 +208,19 @@ def _layout(kind: str, data: Path) -> Any:
     return instantiate(cfg.data.layout), list(cfg.data.preprocessing.label_allowed)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point ``mutual-seg-check``; returns the exit code."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``mutual-seg-check`` (also parsed by the docs-command test)."""
     parser = argparse.ArgumentParser(prog="mutual-seg-check", description=__doc__.split("\n")[0])
     parser.add_argument("data", type=Path, help="data folder (manifest: the CSV file)")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="ucsf_pdgm")
     parser.add_argument("--modalities", help="comma-separated, e.g. flair,t2w (default: every one the layout has)")
     parser.add_argument("--json", type=Path, help="also write the findings to this JSON file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point ``mutual-seg-check``; returns the exit code."""
+    args = build_parser().parse_args(argv)
     try:
         layout, allowed = _layout(args.layout, args.data)
         modalities = args.modalities.split(",") if args.modalities else list(layout.modalities)

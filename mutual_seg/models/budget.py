@@ -151,11 +151,16 @@ CELLS: tuple[tuple[str, str], ...] = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the YAML width table for ``conf/experiment/ablation.yaml``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m mutual_seg.models.budget`` (also parsed by the docs-command test)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, required=True, help="target parameter count, e.g. 230000")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the YAML width table for ``conf/experiment/ablation.yaml``."""
+    args = build_parser().parse_args(argv)
     try:
         if args.budget < 1000:
             raise ConfigError(f"--budget {args.budget} is too small for any network; use e.g. 230000")

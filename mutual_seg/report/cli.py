@@ -10,7 +10,8 @@ from pathlib import Path
 from mutual_seg.errors import MutualSegError
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``mutual-seg-report`` (also parsed by the docs-command test)."""
     parser = argparse.ArgumentParser(
         prog="mutual-seg-report",
         description="Turn run folders into the paper's Table 1 and 2 (Markdown + CSV), paired statistics, "
@@ -36,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """0 when the report is written; 2 and one `error:` line for input the user can fix."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.ablation:  # the table alone: none of the figures' heavy imports
             from mutual_seg.report.ablation import write_ablation_table

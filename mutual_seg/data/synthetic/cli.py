@@ -17,8 +17,8 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mutual_seg.data.synthetic`: 0 on success, 2 and one `error:` line otherwise."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m mutual_seg.data.synthetic`` (also parsed by the docs-command test)."""
     parser = _Parser(
         prog="python -m mutual_seg.data.synthetic",
         description="Write a synthetic astrocytoma data set in the UCSF-PDGM layout.",
@@ -39,6 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--workers", type=int, default=None, help="processes (default min(2, CPUs))"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mutual_seg.data.synthetic`: 0 on success, 2 and one `error:` line otherwise."""
+    parser = build_parser()
     try:
         args = parser.parse_args(argv)
         ids = generate_dataset(
