@@ -10,7 +10,7 @@ SUBJECTS ?= 35
 DEMO_DATA ?= data/demo
 DEMO_SUBJECTS ?= 20
 
-.PHONY: install test test-all demo data bench lint clean ablation reproduce-table1 reproduce-table2
+.PHONY: install test test-all demo data bench lint clean ablation reproduce-table1 reproduce-table2 docs
 
 install: $(STAMP)
 
@@ -72,8 +72,18 @@ reproduce-table1 reproduce-table2: reproduce-%: install
 		hydra.sweep.dir=$(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(ARGS)
 	$(BIN)/python -m mutual_seg.report $(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(REPORT_$*)
 
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: any warning (a broken link, a missing page,
+# an API object that does not import) fails the build. The docs extra installs once into .venv.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
+docs: install $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 lint: install
 	$(BIN)/ruff check mutual_seg tests
 
 clean:
-	rm -rf $(VENV) outputs multirun .cache
+	rm -rf $(VENV) outputs multirun .cache site
