@@ -35,7 +35,7 @@ demo: install
 	$(BIN)/python -m mutual_seg.data.synthetic --out $(DEMO_DATA) --subjects $(DEMO_SUBJECTS) --seed 0
 	$(BIN)/python -m mutual_seg.run experiment=demo data.layout.root=$(DEMO_DATA)
 
-# The ablation study (README, "The ablation study"): inputs x fusions at equal parameters x modality dropout,
+# The ablation study (docs/ablation.md): inputs x fusions at equal parameters x modality dropout,
 # 5 folds x 3 seeds, on the synthetic generator and its shifted variant, then the paired table.
 # QUICK=1: FLAIR, T2w, FLAIR+T2w x every fusion, dropout and four inputs x {early, mutual}: 11 cells x 5 folds x
 # 3 seeds x 2 generators, short training, two jobs at a time (within 1 h on 2 CPU cores).

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # --precision: the choices and the default (the one place; benchmarks/predict_speed.py reads it too).
 PRECISIONS = ("auto", "32", "bf16", "32-true", "bf16-mixed", "16-mixed")
-DEFAULT_PRECISION = "32"  # auto becomes the default once its Dice against float32 is measured (README)
+DEFAULT_PRECISION = "32"  # auto becomes the default once its Dice against float32 is measured (docs/performance.md)
 
 
 class _Parser(argparse.ArgumentParser):
