@@ -259,3 +259,12 @@ def test_predict_command_runs_on_the_tiny_set(tiny_data, run, tmp_path):
     assert main(argv) == 0
     assert (tmp_path / "seg" / f"{subject.name.removesuffix('_nifti')}_seg.nii.gz").is_file()
     assert (tmp_path / "seg" / "predict.json").is_file()
+
+
+def test_documented_refusal_messages_are_in_the_code():
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    table = page[page.index("<!-- refusals:start -->"):page.index("<!-- refusals:end -->")]
+    fragments = [row.split("|")[3].strip().strip("`") for row in table.strip().splitlines()[3:]]
+    code = "\n".join(p.read_text() for p in (ROOT / "mutual_seg").rglob("*.py"))
+    assert len(fragments) >= 20
+    assert [f for f in fragments if f not in code] == []
