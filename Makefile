@@ -10,7 +10,7 @@ SUBJECTS ?= 35
 DEMO_DATA ?= data/demo
 DEMO_SUBJECTS ?= 20
 
-.PHONY: install test test-all demo data bench lint clean ablation reproduce-table1 reproduce-table2
+.PHONY: install test test-all demo data bench lint clean ablation reproduce-table1 reproduce-table2 docs
 
 install: $(STAMP)
 
@@ -35,7 +35,7 @@ demo: install
 	$(BIN)/python -m mutual_seg.data.synthetic --out $(DEMO_DATA) --subjects $(DEMO_SUBJECTS) --seed 0
 	$(BIN)/python -m mutual_seg.run experiment=demo data.layout.root=$(DEMO_DATA)
 
-# The ablation study (README, "The ablation study"): inputs x fusions at equal parameters x modality dropout,
+# The ablation study (docs/ablation.md): inputs x fusions at equal parameters x modality dropout,
 # 5 folds x 3 seeds, on the synthetic generator and its shifted variant, then the paired table.
 # QUICK=1: FLAIR, T2w, FLAIR+T2w x every fusion, dropout and four inputs x {early, mutual}: 11 cells x 5 folds x
 # 3 seeds x 2 generators, short training, two jobs at a time (within 1 h on 2 CPU cores).
@@ -72,10 +72,20 @@ reproduce-table1 reproduce-table2: reproduce-%: install
 		hydra.sweep.dir=$(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(ARGS)
 	$(BIN)/python -m mutual_seg.report $(REPRO_OUT)/$*$(if $(QUICK),_quick)/$(REPRO_STAMP) $(REPORT_$*)
 
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: any warning (a broken link, a missing page,
+# an API object that does not import) fails the build. The docs extra installs once into .venv.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
+docs: install $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # ruff, then the layering contracts of pyproject.toml's [tool.importlinter] (docs/architecture.md, "Contracts").
 lint: install
 	$(BIN)/ruff check mutual_seg tests
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) outputs multirun .cache
+	rm -rf $(VENV) outputs multirun .cache site

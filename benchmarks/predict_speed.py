@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="a UCSF-PDGM-layout set at full size (default: make one subject)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the README's figure: 2)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the documented figure: 2)")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS, help="as mutual-seg-predict --precision")
     args = parser.parse_args()

@@ -1,10 +1,10 @@
-"""Run every bad input the project knows and write the README's table of what each gets (message, exit code).
+"""Run every bad input the project knows and write the docs' table of what each gets (message, exit code).
 
     python experiments/bad_inputs.py              # prints the table
-    python experiments/bad_inputs.py --readme     # rewrites it in README.md between the bad-inputs markers
+    python experiments/bad_inputs.py --write      # rewrites it in docs/troubleshooting.md between the bad-inputs markers
 
 Each case is a real command on a real (tiny, synthetic, then broken) data set in a temporary folder, whose
-path the table shows as ``<tmp>``. ``tests/test_bad_inputs.py`` checks that the README lists every case and
+path the table shows as ``<tmp>``. ``tests/test_bad_inputs.py`` checks that the page lists every case and
 that the fast cases still print what the table says.
 """
 
@@ -24,7 +24,7 @@ import nibabel as nib
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "troubleshooting.md"
 START, END = "<!-- bad-inputs:start -->", "<!-- bad-inputs:end -->"
 TINY = ["trainer=cpu", "logger=none", "trainer.max_epochs=1", "trainer.limit_train_batches=1", "~callbacks.progress_bar",
         "data.num_workers=0", "data.cache_workers=0", "n_folds=2", "model.net.features=[4,8,16]"]
@@ -156,16 +156,16 @@ def table(cases: list[Case]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--readme", action="store_true", help="rewrite the table in README.md")
+    parser.add_argument("--write", action="store_true", help="rewrite the table in docs/troubleshooting.md")
     parser.add_argument("--only", metavar="PREFIX", help="run only the cases whose id starts with PREFIX (print)")
     args = parser.parse_args()
     text = table([c for c in CASES if c.id.startswith(args.only or "")])
-    if not args.readme:
+    if not args.write:
         print(text)
         return 0
-    readme = README.read_text()
-    start, end = readme.index(START) + len(START), readme.index(END)
-    README.write_text(readme[:start] + "\n" + text + "\n" + readme[end:])
+    page = PAGE.read_text()
+    start, end = page.index(START) + len(START), page.index(END)
+    PAGE.write_text(page[:start] + "\n" + text + "\n" + page[end:])
     return 0
 
 

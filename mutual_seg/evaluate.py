@@ -17,25 +17,21 @@ refused in one line.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mutual_seg.errors import ConfigError, MutualSegError
+from mutual_seg.cli import ArgumentParser, run_main
+from mutual_seg.errors import MutualSegError
 
 PRED_NAMES = ("{id}.nii.gz", "{id}_seg.nii.gz", "{id}.nii")  # nnU-Net / MONAI, mutual-seg-predict, uncompressed
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit code 2, like our other errors
-        raise ConfigError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mutual-seg-evaluate", description="Score predicted masks with the test step's metrics "
+def build_parser() -> ArgumentParser:
+    """The command line (also parsed by the docs-command test)."""
+    parser = ArgumentParser(prog="mutual-seg-evaluate", description="Score predicted masks with the test step's metrics "
                                                              "and write a run folder the report reads.")
     parser.add_argument("--pred", required=True, type=Path, metavar="DIR",
                         help="folder of masks: <id>.nii.gz (nnU-Net) or <id>_seg.nii.gz (mutual-seg-predict)")
@@ -150,13 +146,13 @@ def evaluate(pred_dir: Path, data_choice: str, overrides: Sequence[str], out: Pa
 
 def main(argv: Sequence[str] | None = None) -> int:
     """0 when the run folder is written; 2 and one ``error:`` line for input the user can fix."""
-    try:
-        args = _parser().parse_intermixed_args(argv)  # overrides may sit between the options
-        evaluate(args.pred, args.data, args.overrides, args.out.expanduser().absolute(), args.name, args.subjects,
-                 args.overwrite)
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_main(lambda: _evaluate(argv))
+
+
+def _evaluate(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_intermixed_args(argv)  # overrides may sit between the options
+    evaluate(args.pred, args.data, args.overrides, args.out.expanduser().absolute(), args.name, args.subjects,
+             args.overwrite)
     print(f"wrote {args.out / 'metrics.csv'} and summary.json")
     return 0
 

@@ -1,4 +1,4 @@
-"""The README's table of bad inputs is current: it lists every case of experiments/bad_inputs.py, and the cases
+"""The docs' table of bad inputs (docs/troubleshooting.md) is current: it lists every case of experiments/bad_inputs.py, and the cases
 refused before any data is read still print what the table says."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ _spec.loader.exec_module(bad_inputs)
 
 
 def _table_rows() -> dict[str, str]:
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index(bad_inputs.START) + len(bad_inputs.START):readme.index(bad_inputs.END)]
+    page = bad_inputs.PAGE.read_text()
+    table = page[page.index(bad_inputs.START) + len(bad_inputs.START):page.index(bad_inputs.END)]
     return {line.split("|")[1].strip().strip("`"): line for line in table.strip().splitlines()[2:]}
 
 
-def test_readme_table_lists_every_case_in_order():
+def test_docs_table_lists_every_case_in_order():
     assert list(_table_rows()) == [case.id for case in bad_inputs.CASES]
     assert all(" | 2 | error: " in row or "check-" in row for row in _table_rows().values())
 

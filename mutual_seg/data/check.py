@@ -273,13 +273,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_main(lambda: _check(argv))
 
 
-def _check(argv: Sequence[str] | None) -> int:
+def build_parser() -> ArgumentParser:
+    """The command line of ``mutual-seg-check`` (also parsed by the docs-command test)."""
     parser = ArgumentParser(prog="mutual-seg-check", description=__doc__.split("\n")[0])
     parser.add_argument("data", type=Path, help="data folder (manifest: the CSV file)")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="ucsf_pdgm")
     parser.add_argument("--modalities", help="comma-separated, e.g. flair,t2w (default: every one the data set has)")
     parser.add_argument("--json", type=Path, help="also write the findings to this JSON file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _check(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     layout, allowed = _layout(args.layout, args.data)
     modalities = args.modalities.split(",") if args.modalities else present_modalities(layout)
     problems = check_set(layout, modalities, allowed, deep=True, progress=True)

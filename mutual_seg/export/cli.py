@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mutual_seg.errors import ConfigError, MutualSegError
+from mutual_seg.cli import ArgumentParser, run_main
 
 NEXT_STEPS = """\
 next (nnU-Net v2, with nnUNet_raw, nnUNet_preprocessed and nnUNet_results set):
@@ -22,13 +21,9 @@ next (nnU-Net v2, with nnUNet_raw, nnUNet_preprocessed and nnUNet_results set):
       --data <the same data= choice and overrides> fold=FOLD --name nnunet_2d --out RUNDIR"""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit code 2, like our other errors
-        raise ConfigError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mutual-seg-export", description="Write the data a run reads in another tool's format, "
+def build_parser() -> ArgumentParser:
+    """The command line (also parsed by the docs-command test)."""
+    parser = ArgumentParser(prog="mutual-seg-export", description="Write the data a run reads in another tool's format, "
                                                            "with the project's folds.")
     parser.add_argument("format", choices=["nnunet"], help="nnunet: an nnU-Net v2 raw data set + splits_final.json")
     parser.add_argument("--data", required=True, metavar="CHOICE",
@@ -43,17 +38,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """0 when the data set is written; 2 and one ``error:`` line for input the user can fix."""
-    try:
-        args = _parser().parse_intermixed_args(argv)  # overrides may sit between the options
-        from mutual_seg.data.compose import build_data, compose_run
-        from mutual_seg.export.nnunet import export_nnunet  # after parsing: torch loads slowly
+    return run_main(lambda: _export(argv))
 
-        data = build_data(compose_run(args.data, args.overrides))
-        out = args.out.expanduser().absolute()
-        export_nnunet(data, out, args.copy, args.overwrite, f"data={args.data} {' '.join(args.overrides)}".strip())
-    except MutualSegError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+def _export(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_intermixed_args(argv)  # overrides may sit between the options
+    from mutual_seg.data.compose import build_data, compose_run
+    from mutual_seg.export.nnunet import export_nnunet  # after parsing: torch loads slowly
+
+    data = build_data(compose_run(args.data, args.overrides))
+    out = args.out.expanduser().absolute()
+    export_nnunet(data, out, args.copy, args.overwrite, f"data={args.data} {' '.join(args.overrides)}".strip())
     print(f"wrote {out}")
     number = out.name[len("Dataset"):len("Dataset") + 3]
     print(NEXT_STEPS.format(id=int(number), out=out, name=out.name, last=int(data.split_settings["n_folds"]) - 1))

@@ -9,7 +9,8 @@ from pathlib import Path
 from mutual_seg.cli import ArgumentParser, run_main
 
 
-def _parser() -> ArgumentParser:
+def build_parser() -> ArgumentParser:
+    """The command line of ``mutual-seg-report`` (also parsed by the docs-command test)."""
     parser = ArgumentParser(
         prog="mutual-seg-report",
         description="Turn run folders into the paper's Table 1 and 2 (Markdown + CSV), paired statistics, "
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.ablation:  # the table alone: none of the figures' heavy imports
         from mutual_seg.report.ablation import write_ablation_table
 

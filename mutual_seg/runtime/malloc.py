@@ -3,7 +3,7 @@
 Why: a CPU training step allocates and frees activations of tens of MB each. glibc's malloc serves blocks that
 large from fresh ``mmap`` pages (or trims its heap once they are freed), so the next step pays a page fault per
 4 KiB page while the kernel zeroes them: on 2 cores that was about a fifth of a 240 x 240 training step of the
-dual model (``sys`` time; README "Performance"). PyTorch's CPU tuning guide answers the same with jemalloc or
+dual model (``sys`` time; docs/performance.md). PyTorch's CPU tuning guide answers the same with jemalloc or
 tcmalloc; three ``mallopt`` settings get most of it without another library:
 
 - ``M_MMAP_THRESHOLD``: blocks up to this size come from the heap, not from fresh ``mmap`` pages (glibc caps

@@ -16,7 +16,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_main(lambda: _generate(argv))
 
 
-def _generate(argv: Sequence[str] | None) -> int:
+def build_parser() -> ArgumentParser:
+    """The command line of ``python -m mutual_seg.data.synthetic`` (also parsed by the docs-command test)."""
     parser = ArgumentParser(
         prog="python -m mutual_seg.data.synthetic",
         description="Write a synthetic astrocytoma data set in the UCSF-PDGM layout.",
@@ -37,7 +38,11 @@ def _generate(argv: Sequence[str] | None) -> int:
         "--workers", type=int, default=None, help="processes (default min(2, CPUs))"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _generate(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     ids = generate_dataset(
         args.out,
         args.subjects,
