@@ -27,9 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from mutual_seg.config import check_group_overrides
 from mutual_seg.errors import MutualSegError
-from mutual_seg.runtime.overrides import check_overrides
+from mutual_seg.runtime.overrides import check_group_overrides, check_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -125,7 +124,7 @@ def _module_parser(module: str) -> Callable[[list[str]], object]:
         if callable(getattr(found, "parse_args", None)):
             return found.parse_args
         if callable(getattr(found, "build_parser", None)):
-            return lambda argv, found=found: found.build_parser().parse_args(argv)
+            return lambda argv, found=found: found.build_parser().parse_intermixed_args(argv)  # as export, evaluate
     raise AssertionError(f"{module}: no such command module, or it has no build_parser() to check its options")
 
 
