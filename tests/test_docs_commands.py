@@ -1,6 +1,6 @@
 """Every command the README and docs/ show is a command that works today.
 
-Each line of a ```bash / ```sh / ```console block that calls ``python -m mutual_seg...``, a ``mutual-seg-*`` script
+Each line of a ```bash / ```sh / ```console block (and each `command` cell of a table) that calls ``python -m mutual_seg...``, a ``mutual-seg-*`` script
 or ``make`` is collected and checked the way its program would take it:
 
 - ``python -m mutual_seg.run`` / ``mutual-seg-run``: the overrides go through the checks ``run`` itself makes before
@@ -73,6 +73,15 @@ def extract(markdown: str, name: str) -> list[Command]:
         fence = FENCE.match(line)
         if fence:
             block = (fence.group(2).lower() in SHELLS) if block is None else None
+            continue
+        if block is None and line.lstrip().startswith("|"):  # a table row: its `command` cells count too
+            for span in re.findall(r"`([^`]+)`", line):
+                command = Command(f"{name}:{number}", span)
+                try:
+                    if len(command.argv) > 1 and _is_ours(command.argv):
+                        found.append(command)
+                except ValueError:  # not a shell line (an apostrophe in a name)
+                    continue
             continue
         if not block:
             continue
