@@ -76,6 +76,15 @@ def _masked_mean(tracks: Sequence[Tensor], mask: Tensor, complete: bool) -> Tens
     return total / mask.sum(dim=1)[:, None, None, None]
 
 
+def _projection(in_channels: int, channels: int) -> nn.Sequential:
+    """1x1 conv + BatchNorm + ReLU from ``in_channels`` back to C (concatenation's and HeMIS's output layer)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, channels, kernel_size=1, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(inplace=True),
+    )
+
+
 class MeanFusion(nn.Module):
     """Average of the present modality features (no parameters).
 
@@ -116,11 +125,7 @@ class ConcatFusion(nn.Module):
     def __init__(self, channels: int, num_inputs: int, scale: int) -> None:
         super().__init__()
         self.num_inputs = num_inputs
-        self.project = nn.Sequential(
-            nn.Conv2d(num_inputs * channels, channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-        )
+        self.project = _projection(num_inputs * channels, channels)
 
     def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, None]:
         """Args: I x [B, C, H, W], present [B, I] or None. Returns: ([B, C, H, W], None)."""
@@ -300,11 +305,7 @@ class HeMISFusion(nn.Module):
     def __init__(self, channels: int, num_inputs: int, scale: int) -> None:
         super().__init__()
         self.num_inputs = num_inputs
-        self.project = nn.Sequential(
-            nn.Conv2d(2 * channels, channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-        )
+        self.project = _projection(2 * channels, channels)
 
     def forward(self, features: list[Tensor], present: Tensor | None = None) -> tuple[Tensor, None]:
         """Args: I x [B, C, H, W], present [B, I] or None. Returns: ([B, C, H, W], None)."""
