@@ -133,7 +133,7 @@ def sweeps(cells: str, folds: int, seeds: str, outputs: str = "") -> list[tuple[
         out.append((name, [*sweep, *common]))
     multi = sorted({s for name, _, sets, _, _ in CELLS[cells] if name != "single" for s in sets})
     if multi and outputs:
-        subdir = "${modality.name}_mutual-${model.net.fusion.output}_dropout0.0_fold${fold}_seed${seed}"
+        subdir = "${modality.name}_mutual-${model.net.fusion.output}_dropout0.0_aux0.0_fold${fold}_seed${seed}"
         out.append(("outputs", ["model=mutual", "modality=" + ",".join(multi), "model.net.fusion.output=" + outputs,
                                 *common, f"hydra.sweep.subdir={subdir}"]))
     return out

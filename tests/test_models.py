@@ -63,12 +63,13 @@ def test_output_shape_odd_sizes(kind: str, num: int) -> None:
     assert out.shape == (2, 2, 33, 47)
     assert torch.isfinite(out).all()
     assert net.modalities == tuple(NAMES[:num])
-    if kind.startswith("mutual"):
-        # weights kept per scale, cropped to the input's footprint at that scale
+    if kind.startswith("mutual") or kind == "gated":
+        # weights kept per scale, cropped to the input's footprint at that scale (the gate has one "head")
+        heads = 1 if kind == "gated" else 2
         assert [tuple(a.shape) for a in net.last_attention] == [
-            (2, 2, num, 33, 47),
-            (2, 2, num, 17, 24),
-            (2, 2, num, 9, 12),
+            (2, heads, num, 33, 47),
+            (2, heads, num, 17, 24),
+            (2, heads, num, 9, 12),
         ]
     else:
         assert net.last_attention == [None, None, None]
