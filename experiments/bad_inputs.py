@@ -4,7 +4,7 @@
     python experiments/bad_inputs.py --write      # rewrites it in docs/troubleshooting.md between the bad-inputs markers
 
 Each case is a real command on a real (tiny, synthetic, then broken) data set in a temporary folder, whose
-path the table shows as ``<tmp>``. ``tests/test_bad_inputs.py`` checks that the page lists every case and
+path the table shows as ``<tmp>``. ``tests/report/test_bad_inputs.py`` checks that the page lists every case and
 that the fast cases still print what the table says.
 """
 

@@ -24,7 +24,7 @@ from mutual_seg.data.subject import ChannelPath
 from mutual_seg.errors import subject_error
 
 # What nibabel, gzip and zlib raise on a truncated or corrupt file (gzip.BadGzipFile is an OSError).
-# HeaderDataError: a corrupt header field (e.g. vox_offset 0), found by tests/test_fuzz.py
+# HeaderDataError: a corrupt header field (e.g. vox_offset 0), found by tests/data/test_fuzz.py
 _READ_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, ImageFileError, HeaderDataError, OSError, ValueError)
 PARTIAL = ".partial"  # marks a temporary file being written: `.<name>-<random>.partial.nii.gz`
 

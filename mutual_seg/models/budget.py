@@ -10,7 +10,7 @@ The ablation's width table (``conf/experiment/ablation.yaml``) is printed by the
 
     python experiments/budget.py --budget 230000      # old name: python -m mutual_seg.models.budget
 
-``config.widths_for`` reads the table back during a run, and ``tests/test_budget.py`` checks that every entry of
+``config.widths_for`` reads the table back during a run, and ``tests/models/test_budget.py`` checks that every entry of
 the table is within ``TOLERANCE`` of the budget.
 """
 

@@ -28,7 +28,7 @@ from mutual_seg.models.fusion import GatedFusion, HeMISFusion
 
 FEATURES = [4, 8, 16]
 NAMES = ["flair", "t2w", "t1"]
-CONF_MODEL = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF_MODEL = Path(__file__).resolve().parents[2] / "conf" / "model"
 
 FACTORIES = {
     "mutual_modality": partial(

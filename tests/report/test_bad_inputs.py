@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("bad_inputs", ROOT / "experiments" / "bad_inputs.py")
 bad_inputs = importlib.util.module_from_spec(_spec)
 sys.modules["bad_inputs"] = bad_inputs  # dataclasses look their module up there

@@ -446,7 +446,7 @@ def test_settings_built_by_hydra_from_the_yaml_node_key_the_cache(tmp_path):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    base = Path(__file__).parents[1] / "conf" / "data" / "base.yaml"
+    base = Path(__file__).parents[2] / "conf" / "data" / "base.yaml"
     pre = OmegaConf.load(base).preprocessing  # ListConfig values, as Hydra passes them
     settings = instantiate(pre)
     assert isinstance(settings, PreprocessSettings) and settings == SETTINGS

@@ -30,7 +30,7 @@ import pytest
 from mutual_seg.errors import MutualSegError
 from mutual_seg.runtime.overrides import check_group_overrides, check_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 SHELLS = ("bash", "sh", "shell", "console")
 FENCE = re.compile(r"^(\s*)```+\s*([\w+-]*)")

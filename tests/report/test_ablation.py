@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["trainer=cpu", "data.num_workers=0", "data.cache_workers=0", "trainer.max_epochs=1",
         "trainer.limit_train_batches=1", "data.slices.patch_size=null", "data.val_slice_step=8"]
 

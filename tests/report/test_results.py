@@ -106,7 +106,7 @@ def test_symlinked_job_folders_are_found_by_the_reader_and_by_attention_check(tm
     (study / "job0").symlink_to(elsewhere, target_is_directory=True)  # a job folder moved to another disk
     write_run(study / "job1", "flair", 0, rows_for(["A"], 0.4))  # no checkpoint kept: not checked
     assert [r.path.name for r in find_runs(tmp_path / "study")] == ["job1", "job0"]
-    spec = importlib.util.spec_from_file_location("attention_check", Path(__file__).parents[1] / "experiments" /
+    spec = importlib.util.spec_from_file_location("attention_check", Path(__file__).parents[2] / "experiments" /
                                                   "attention_check.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mutual_seg.results import find_runs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # The same target, made smaller: 6 tiny subjects, 2 folds, a tiny net, 2 training batches.
 TINY = ("trainer=cpu logger=none trainer.max_epochs=1 trainer.limit_train_batches=2 trainer.enable_model_summary=false "
