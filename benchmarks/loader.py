@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import children_rss_mb, current_rss_mb, peak_rss_mb
+from machine import children_pids, children_rss_mb, current_rss_mb, peak_rss_mb
 
 
 def build_datamodule(root: Path, cache: Path, workers: int, overrides: tuple[str, ...] = ()):
@@ -100,10 +100,11 @@ def scale(root: Path, cache: Path, batches: int, workers: int = 2, max_open: int
     loader = torch.utils.data.DataLoader(dataset, batch_size=dm.batch_size, sampler=order.tolist(),
                                          num_workers=workers, persistent_workers=workers > 0)
     seen = 0
+    earlier = children_pids()  # not the loader's: only its own workers are counted
     it = iter(loader)
     for batch in it:
         seen += batch["image"].shape[0]
-    own, children = current_rss_mb(), children_rss_mb()
+    own, children = current_rss_mb(), children_rss_mb(exclude=earlier)
     del it, loader  # the workers end
     subjects_read = len({dataset.index[int(i)][0] for i in order})
     return {"subjects": prep["subjects"], "train_subjects": len(dm.subjects["train"]),
