@@ -257,7 +257,7 @@ def test_check_command_runs_on_the_tiny_set(tiny_data):
 def test_predict_command_runs_on_the_tiny_set(tiny_data, run, tmp_path):
     from mutual_seg.predict import main
 
-    text = ("mutual-seg-predict --checkpoint outputs/demo/runs/flair_t2w_fold0_2026-11-27_04-03-00/checkpoints/"
+    text = ("mutual-seg-predict --checkpoint outputs/demo/runs/flair_t2w_fold0_<time>/checkpoints/"
             "best.ckpt --input /data/UCSF-PDGM-0004_nifti --output seg/")
     subject = min(tiny_data.glob("*_nifti"))
     swap = {"--checkpoint": str(run / "checkpoints" / "best.ckpt"), "--input": str(subject),
