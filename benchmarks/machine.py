@@ -65,38 +65,33 @@ def current_rss_mb() -> float:
         return peak_rss_mb()
 
 
-def children_rss_mb(pid: int | None = None, exclude: frozenset[int] = frozenset()) -> list[float]:
-    """Resident memory in MB of each direct child of ``pid`` (default: this process), e.g. loader workers.
-
-    Read from /proc/<child>/status (VmRSS), children found by their parent id in /proc/<child>/stat; empty
-    where /proc is unavailable. ``exclude``: child ids to leave out (children that were there before, e.g.
-    another library's helper process when the measurement runs inside a larger program).
-    """
-    pid = os.getpid() if pid is None else pid
-    sizes = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # the command name (field 2) may hold spaces: the parent id is the second field after its ')'
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != pid or int(stat.parent.name) in exclude:
-                continue
-            rss = next(line for line in (stat.parent / "status").read_text().splitlines() if line.startswith("VmRSS:"))
-            sizes.append(int(rss.split()[1]) / 1024)
-        except (OSError, ValueError, IndexError, StopIteration):
-            continue  # the process ended meanwhile
-    return sizes
-
-
 def children_pids(pid: int | None = None) -> frozenset[int]:
-    """Ids of the direct children of ``pid`` (default: this process) now."""
+    """Ids of the direct children of ``pid`` (default: this process) now, found by their parent id in
+    /proc/<child>/stat; empty where /proc is unavailable."""
     pid = os.getpid() if pid is None else pid
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
+            # the command name (field 2) may hold spaces: the parent id is the second field after its ')'
             if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
                 found.add(int(stat.parent.name))
         except (OSError, ValueError, IndexError):
-            continue
+            continue  # the process ended meanwhile
     return frozenset(found)
+
+
+def children_rss_mb(pid: int | None = None, exclude: frozenset[int] = frozenset()) -> list[float]:
+    """Resident memory in MB of each direct child of ``pid`` (default: this process), e.g. loader workers, from
+    /proc/<child>/status (VmRSS). ``exclude``: child ids to leave out (children that were there before, e.g.
+    another library's helper process when the measurement runs inside a larger program)."""
+    sizes = []
+    for child in sorted(children_pids(pid) - exclude):
+        try:
+            status = (Path("/proc") / str(child) / "status").read_text().splitlines()
+            sizes.append(int(next(line for line in status if line.startswith("VmRSS:")).split()[1]) / 1024)
+        except (OSError, ValueError, IndexError, StopIteration):
+            continue  # the process ended meanwhile
+    return sizes
 
 
 def matmul_peak(seconds: float, size: int = 2048, device: str = "cpu") -> dict[str, Any]:

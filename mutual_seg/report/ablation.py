@@ -91,13 +91,14 @@ def table(cells: dict[Cell, dict], failed: dict[Cell, int]) -> str:
     lines = [("| data | inputs | model | dropout | n | Dice | Re | Pr | vs FLAIR alone | vs early fusion | vs best single "
              "| failed |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    bests = {variant: best_single(cells, variant) for variant in {c[0] for c in set(cells) | set(failed)}}
     for cell in sorted(set(cells) | set(failed)):
         variant, modality, model, dropout = cell
         rows = cells.get(cell, {})
         dice = [r["Dc"] for r in rows.values()]
         flair = cells.get((variant, "flair", "unet", 0.0), {})
         early = cells.get((variant, modality, "unet", dropout), {})
-        best = best_single(cells, variant)
+        best = bests[variant]
         vs_flair = _fmt_test(paired(rows, flair)) if cell[1:] != ("flair", "unet", 0.0) else "ref."
         vs_early = _fmt_test(paired(rows, early)) if model != "unet" else "ref."
         vs_best = "ref." if cell == best else ("–" if best is None else _fmt_test(paired(rows, cells[best])))
