@@ -55,6 +55,11 @@ QUICK_CELLS: list[Sweep] = [
     ("mutual", ("mutual",), ("flair_t2w",), ("0.0",), ("0.0", "0.5")),
     ("hemis", ("hemis",), ("flair_t2w",), ("0.0",), ("0.5",)),
 ]
+# Two contenders that keep every modality's evidence in the fused map whatever the attention says (the converged
+# flair3d models over-segment where the block puts 0.25 of its weight on a T2w that reads "normal"): HeMIS without
+# heads here, mutual attention with the residual output via ``--outputs residual``. (Gated fusion is a softmax
+# gate like the block, so it can drop T2w the same way; it is in ``noharm``.)
+EVIDENCE: list[Sweep] = [("hemis", ("hemis",), ("flair_t2w",), ("0.0",), NO_AUX)]
 CELLS: dict[str, list[Sweep]] = {
     # the whole grid: single inputs, and every fusion x two and four inputs x modality dropout (16 cells + 2)
     "all": [("single", ("unet",), SINGLE, ("0.0",), NO_AUX), ("multi", FUSIONS, MULTI, DROPOUT, NO_AUX)],
@@ -62,6 +67,8 @@ CELLS: dict[str, list[Sweep]] = {
     # without native bf16 (two at a time): about 75 min on 2 cores
     "quick": QUICK_CELLS,
     "noharm": NO_HARM,
+    # added to a quick study with ``--cells evidence --outputs residual --out <the study>``: 2 cells, 54 jobs
+    "evidence": EVIDENCE,
     # the 2026-11-27 quick grid: each input alone, every fusion on FLAIR+T2w, modality dropout and all four inputs
     # each crossed with early fusion and mutual attention (11 cells)
     "fusions": [("single", ("unet",), SINGLE, ("0.0",), NO_AUX),

@@ -1,6 +1,7 @@
 """Where the trained models go wrong, per tissue: attention on T2w, false positives, calibration, the residual path.
 
 Usage: python experiments/attention_check.py outputs/ablation/<study> [--init]
+       python experiments/attention_check.py <sweep folder> --components   # each false-positive blob, per subject
 
 For every job of an ablation study (``experiments/ablation.py``) on synthetic data, it reloads the best checkpoint,
 predicts each of the job's test subjects slice by slice, and regenerates the subject's tissue masks with the
@@ -13,6 +14,10 @@ the tumour, CSF = brain outside the parenchyma, FLAIR-bright distractors, normal
 - the share of false-positive voxels in each region, and the expected calibration error (10 bins, brain voxels);
 - ``|fused - mean| / |mean|`` per scale: how far the mutual block moves away from plain mean fusion
   (``fused = mean + out(attention)``); ``--init`` also prints it for the same network untrained.
+
+``--components`` answers "why does this one subject over-segment": for every job and test subject, each connected
+false-positive blob of at least ``--min-voxels`` voxels, with the tissue it lies in, the block's weight on T2w
+there and the mean normalised intensity of each input in it (against that tissue's mean).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from statistics import mean
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from mutual_seg.checkpoint import load_module
 from mutual_seg.data.layouts import UCSFPDGMLayout
@@ -59,8 +65,9 @@ def residual_hooks(net: torch.nn.Module, ratios: dict[int, list[float]]) -> list
     return hooks
 
 
-def check_job(job: Run, untrained: bool = False) -> dict:
-    """Per-region statistics of one job (``results.Run``: its folder read by the one run-folder reader)."""
+def predict_subjects(job: Run, untrained: bool = False, ratios: dict[int, list[float]] | None = None):
+    """Yield (subject id, probabilities, truth, T2w weight at scale 0 or None, bottom-scale T2w weight or None,
+    images [Z, I, X, Y], tissue masks) for each of the job's test subjects, from its best checkpoint."""
     config = job.config
     module = load_module(RunFolder(job.path).best_checkpoint)  # weights_only: a study folder may come from anyone
     net = module.net.eval()
@@ -73,15 +80,12 @@ def check_job(job: Run, untrained: bool = False) -> dict:
     layout = UCSFPDGMLayout(root, bias_corrected=False, cohort=None, include_followups=True)
     settings = PreprocessSettings(**module.hparams.preprocessing)
     tested = set(job.subjects)
-    stats: dict[str, list[float]] = defaultdict(list)
-    ratios: dict[int, list[float]] = defaultdict(list)
-    hooks = residual_hooks(net, ratios) if not net.early_fusion else []
+    hooks = residual_hooks(net, ratios) if ratios is not None and not net.early_fusion else []
     for subject in layout.find(module.hparams.modalities):
         if subject.id not in tested:
             continue
         pre = preprocess_subject(subject, module.hparams.modalities, settings, require_label=True)
         image = torch.from_numpy(np.stack([slice_first(pre["images"][m]) for m in module.hparams.modalities], 1))
-        masks = regions(root, subject.id)
         probs, w0, wb = [], [], []
         with torch.no_grad():
             for z in range(0, image.shape[0], 16):
@@ -93,28 +97,72 @@ def check_job(job: Run, untrained: bool = False) -> dict:
                     factor = 2 ** (net.depth - 1)
                     up = bottom.repeat_interleave(factor, 1).repeat_interleave(factor, 2)
                     wb.append(up[:, : image.shape[2], : image.shape[3]].numpy())
-        p = np.concatenate(probs)
         truth = slice_first(pre["label"][0]).astype(bool)
-        pred = p >= module.hparams.threshold
+        yield (subject.id, np.concatenate(probs), truth, np.concatenate(w0) if w0 else None,
+               np.concatenate(wb) if wb else None, image.numpy(), regions(root, subject.id), module.hparams.threshold)
+    for h in hooks:
+        h.remove()
+
+
+def check_job(job: Run, untrained: bool = False) -> dict:
+    """Per-region statistics of one job (``results.Run``: its folder read by the one run-folder reader)."""
+    stats: dict[str, list[float]] = defaultdict(list)
+    ratios: dict[int, list[float]] = defaultdict(list)
+    for _, p, truth, w0, wb, _, masks, threshold in predict_subjects(job, untrained, ratios):
+        pred = p >= threshold
         fp = pred & ~truth
         for r in REGIONS:
             if masks[r].any():
                 stats[f"p {r}"].append(float(p[masks[r]].mean()))
                 stats[f"FP share {r}"].append(float((fp & masks[r]).sum() / max(fp.sum(), 1)))
-                if w0:
-                    stats[f"w_t2w s0 {r}"].append(float(np.concatenate(w0)[masks[r]].mean()))
-                    stats[f"w_t2w bottom {r}"].append(float(np.concatenate(wb)[masks[r]].mean()))
+                if w0 is not None:
+                    stats[f"w_t2w s0 {r}"].append(float(w0[masks[r]].mean()))
+                    stats[f"w_t2w bottom {r}"].append(float(wb[masks[r]].mean()))
         brain = np.logical_or.reduce([masks[r] for r in REGIONS])
         bins = np.minimum((p[brain] * 10).astype(int), 9)
         conf, hit = p[brain], truth[brain]
         ece = sum(abs(conf[bins == b].mean() - hit[bins == b].mean()) * (bins == b).mean() for b in range(10) if (bins == b).any())
         stats["ECE"].append(float(ece))
-    for h in hooks:
-        h.remove()
     for s, values in ratios.items():
         stats[f"|fused-mean|/|mean| s{s}"].append(mean(values))
     cell = (str(job.modality_set), str(job.model))
     return {"cell": cell, "stats": {k: mean(v) for k, v in stats.items()}}
+
+
+def fp_components(pred: np.ndarray, truth: np.ndarray, masks: dict[str, np.ndarray], min_voxels: int) -> list[dict]:
+    """The connected blobs of ``pred`` (bool [Z, X, Y]) that touch no ``truth`` voxel, largest first: each with its
+    size, centre (voxel index) and the share of it in each tissue of ``masks``. Blobs under ``min_voxels`` are left
+    out (the run's own post-processing drops specks)."""
+    labels, n = ndimage.label(pred)
+    blobs = []
+    for c in range(1, n + 1):
+        blob = labels == c
+        size = int(blob.sum())
+        if size < min_voxels or (blob & truth).any():
+            continue
+        tissue = {r: float((blob & masks[r]).sum() / size) for r in REGIONS}
+        blobs.append({"mask": blob, "voxels": size, "centre": tuple(int(v) for v in np.argwhere(blob).mean(0)),
+                      "tissue": max(tissue, key=tissue.get), "tissue_share": max(tissue.values())})
+    return sorted(blobs, key=lambda b: -b["voxels"])
+
+
+def print_components(jobs: list[Run], min_voxels: int) -> None:
+    """One table row per false-positive blob of every job's test subjects (see the module docstring)."""
+    print("| job | subject | Dice | precision | blob voxels | tissue (share) | w_t2w | inputs in blob (tissue mean) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for job in jobs:
+        mods = list(job.config["modality"]["names"])
+        for sid, p, truth, w0, _, image, masks, threshold in predict_subjects(job):
+            pred = p >= threshold
+            tp = float((pred & truth).sum())
+            dice, precision = 2 * tp / max(pred.sum() + truth.sum(), 1), tp / max(pred.sum(), 1)
+            for blob in fp_components(pred, truth, masks, min_voxels):
+                m, t = blob["mask"], masks[blob["tissue"]]
+                inputs = ", ".join(f"{name} {image[:, i][m].mean():.2f} ({image[:, i][t].mean():.2f})"
+                                   for i, name in enumerate(mods))
+                w = f"{w0[m].mean():.2f}" if w0 is not None else "–"
+                print(f"| {job.path.name} | {sid} | {dice:.3f} | {precision:.2f} | {blob['voxels']} | "
+                      f"{blob['tissue']} ({blob['tissue_share']:.2f}) | {w} | {inputs} |")
 
 
 def study_jobs(study: Path) -> list[Run]:
@@ -126,7 +174,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path)
     parser.add_argument("--init", action="store_true", help="also the residual ratio of the untrained networks")
+    parser.add_argument("--components", action="store_true", help="list each false-positive blob per subject")
+    parser.add_argument("--min-voxels", type=int, default=200, help="smallest blob --components lists")
     args = parser.parse_args()
+    if args.components:
+        print_components(study_jobs(args.study), args.min_voxels)
+        return
     cells: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for job in study_jobs(args.study):
         for untrained in (False, True) if args.init else (False,):

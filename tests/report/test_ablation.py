@@ -97,3 +97,37 @@ def test_the_rule_ranks_by_the_worst_difference_against_the_best_single_input():
     first, second = ([c.strip() for c in line.split("|")] for line in lines)
     assert first[3] == "B" and first[7] == "+0.000" and first[5] == "+0.010"
     assert second[3] == "A" and second[7] == "-0.050" and second[6] == "-0.050"
+
+
+def test_the_evidence_cells_add_hemis_and_the_residual_block():
+    """--cells evidence --outputs residual: HeMIS without heads and mutual attention with the residual output."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from ablation import sweeps
+
+    found = {name: dict(o.split("=", 1) for o in sweep) for name, sweep in sweeps("evidence", 3, "0,1,2", "residual")}
+    assert set(found) == {"hemis", "outputs"}
+    assert found["hemis"]["model"] == "hemis" and found["hemis"]["modality"] == "flair_t2w"
+    assert "model.net.aux_weight" not in found["hemis"]
+    assert found["outputs"]["model.net.fusion.output"] == "residual" and found["outputs"]["model"] == "mutual"
+
+
+def test_false_positive_blobs_are_found_with_their_tissue():
+    """Known answer: a blob in CSF away from the tumour is listed; one touching the tumour and a speck are not."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("attention_check", ROOT / "experiments" / "attention_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    truth = np.zeros((8, 16, 16), bool)
+    truth[2:5, 2:6, 2:6] = True
+    pred = truth.copy()
+    pred[2:5, 6:8, 2:6] = True  # grows out of the tumour: a boundary error, not a blob
+    pred[5:7, 10:14, 10:14] = True  # 32 voxels apart from it, 24 in CSF and 8 in normal tissue
+    pred[0, 15, 0] = True  # a one-voxel speck
+    masks = {r: np.zeros_like(truth) for r in module.REGIONS}
+    masks["csf"][5:7, 10:14, 10:13] = True
+    masks["normal"][5:7, 10:14, 13:14] = True
+    blobs = module.fp_components(pred, truth, masks, min_voxels=2)
+    assert [(b["voxels"], b["tissue"], b["tissue_share"], b["centre"]) for b in blobs] == [(32, "csf", 0.75, (5, 11, 11))]
