@@ -59,7 +59,7 @@ QUICK_CELLS: list[Sweep] = [
 # flair3d models over-segment where the block puts 0.25 of its weight on a T2w that reads "normal"): HeMIS without
 # heads here, mutual attention with the residual output via ``--outputs residual``. (Gated fusion is a softmax
 # gate like the block, so it can drop T2w the same way; it is in ``noharm``.)
-EVIDENCE: list[Sweep] = [("hemis", ("hemis",), ("flair_t2w",), ("0.0",), NO_AUX)]
+EVIDENCE: list[Sweep] = [("hemis_plain", ("hemis",), ("flair_t2w",), ("0.0",), NO_AUX)]
 CELLS: dict[str, list[Sweep]] = {
     # the whole grid: single inputs, and every fusion x two and four inputs x modality dropout (16 cells + 2)
     "all": [("single", ("unet",), SINGLE, ("0.0",), NO_AUX), ("multi", FUSIONS, MULTI, DROPOUT, NO_AUX)],

@@ -12,6 +12,10 @@ is the single-input cell with the highest mean Dice on that generator. Failed jo
 The rule that picks the default (fixed before the study ran, README "The ablation study"): among the multi-input
 configurations run on every generator, the one whose WORST paired Dice difference against the best single input
 (over the generators) is highest; ties go to the higher mean Dice.
+
+Steadiness (:func:`steadiness`): per cell, the mean Dice of each seed and their spread (max - min) against FLAIR
+alone's, and the "collapses": test subjects of a seed where the cell's precision falls below 0.6 while FLAIR alone
+(same subject, same seed) stays above 0.8 (over-segmentation that FLAIR alone does not make).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from mutual_seg.report.stats import paired_comparison
 from mutual_seg.results import Run, find_runs
 
 Cell = tuple[str, str, str, float]  # variant, modality set, model, modality dropout
+COLLAPSE_PRECISION, FLAIR_PRECISION = 0.6, 0.8  # a collapse: precision below the first where FLAIR alone is above the second
 
 
 def cell_of(run: Run, study: Path) -> Cell:
@@ -106,7 +111,7 @@ def table(cells: dict[Cell, dict], failed: dict[Cell, int]) -> str:
                  f"{mean(r['Pr'] for r in rows.values()):.3f}") if dice else "– | – | –"
         lines.append(f"| {variant} | {modality} | {model} | {dropout:g} | {len(dice)} | {stats} | {vs_flair} | "
                      f"{vs_early} | {vs_best} | {failed.get(cell, 0)} |")
-    return "\n".join(lines) + "\n" + rule(cells)
+    return "\n".join(lines) + "\n" + rule(cells) + steadiness(cells)
 
 
 def rule(cells: dict[Cell, dict]) -> str:
@@ -137,6 +142,44 @@ def rule(cells: dict[Cell, dict]) -> str:
     for rank, (worst, dice, (modality, model, dropout), diffs) in enumerate(ranked, 1):
         lines.append(f"| {rank} | {modality} | {model} | {dropout:g} | "
                      + " | ".join(f"{diffs[v]:+.3f}" for v in variants) + f" | {worst:+.3f} | {dice:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def seed_means(rows: dict[tuple[str, int], dict[str, float]]) -> dict[int, float]:
+    """``{seed: mean Dice over that seed's test subjects}``."""
+    by_seed: dict[int, list[float]] = defaultdict(list)
+    for (_, seed), row in rows.items():
+        by_seed[seed].append(row["Dc"])
+    return {seed: mean(values) for seed, values in sorted(by_seed.items())}
+
+
+def collapses(rows: dict[tuple[str, int], dict[str, float]], flair: dict[tuple[str, int], dict[str, float]]) -> list[tuple[str, int, float, float]]:
+    """(subject, seed, precision, FLAIR alone's precision) where the cell over-segments and FLAIR alone does not."""
+    return [(k[0], k[1], rows[k]["Pr"], flair[k]["Pr"]) for k in sorted(set(rows) & set(flair))
+            if rows[k]["Pr"] < COLLAPSE_PRECISION and flair[k]["Pr"] > FLAIR_PRECISION]
+
+
+def steadiness(cells: dict[Cell, dict]) -> str:
+    """The steadiness section (Markdown): per cell, mean Dice per seed, spread, ratio to FLAIR alone's, collapses."""
+    title = (f"## Steady across seeds: spread of the per-seed mean Dice (max - min), and test subjects at precision "
+             f"< {COLLAPSE_PRECISION} where FLAIR alone is > {FLAIR_PRECISION}")
+    lines = ["", title, "",
+             "| data | inputs | model | dropout | mean Dice per seed | spread | / FLAIR alone's | collapses |",
+             "|---|---|---|---|---|---|---|---|"]
+    for cell in sorted(cells):
+        variant, modality, model, dropout = cell
+        means = seed_means(cells[cell])
+        spread = max(means.values()) - min(means.values())
+        flair = cells.get((variant, "flair", "unet", 0.0), {})
+        flair_means = seed_means(flair) if flair else {}
+        flair_spread = max(flair_means.values()) - min(flair_means.values()) if flair_means else float("nan")
+        ratio = f"{spread / flair_spread:.1f}x" if flair_spread > 0 else "–"
+        found = collapses(cells[cell], flair) if modality != "flair" else []
+        listed = ", ".join(f"{s} seed {seed} ({p:.2f} vs {fp:.2f})" for s, seed, p, fp in found[:3])
+        listed += f" and {len(found) - 3} more" if len(found) > 3 else ""
+        lines.append(f"| {variant} | {modality} | {model} | {dropout:g} | "
+                     + " ".join(f"{m:.3f}" for m in means.values()) + f" | {spread:.3f} | {ratio} | "
+                     + (f"{len(found)}: {listed}" if found else "0") + " |")
     return "\n".join(lines) + "\n"
 
 

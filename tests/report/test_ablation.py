@@ -105,9 +105,9 @@ def test_the_evidence_cells_add_hemis_and_the_residual_block():
     from ablation import sweeps
 
     found = {name: dict(o.split("=", 1) for o in sweep) for name, sweep in sweeps("evidence", 3, "0,1,2", "residual")}
-    assert set(found) == {"hemis", "outputs"}
-    assert found["hemis"]["model"] == "hemis" and found["hemis"]["modality"] == "flair_t2w"
-    assert "model.net.aux_weight" not in found["hemis"]
+    assert set(found) == {"hemis_plain", "outputs"}
+    assert found["hemis_plain"]["model"] == "hemis" and found["hemis_plain"]["modality"] == "flair_t2w"
+    assert "model.net.aux_weight" not in found["hemis_plain"]
     assert found["outputs"]["model.net.fusion.output"] == "residual" and found["outputs"]["model"] == "mutual"
 
 
@@ -131,3 +131,20 @@ def test_false_positive_blobs_are_found_with_their_tissue():
     masks["normal"][5:7, 10:14, 13:14] = True
     blobs = module.fp_components(pred, truth, masks, min_voxels=2)
     assert [(b["voxels"], b["tissue"], b["tissue_share"], b["centre"]) for b in blobs] == [(32, "csf", 0.75, (5, 11, 11))]
+
+
+def test_steadiness_reports_the_seed_spread_and_the_collapses_against_flair_alone():
+    """Known answer: per-seed means, spread against FLAIR alone's, and the one subject where the dual model's
+    precision falls below 0.6 while FLAIR alone's is above 0.8 (a low precision that FLAIR alone shares is not one)."""
+    from mutual_seg.report.ablation import collapses, steadiness
+
+    def row(dice, precision):
+        return {"Dc": dice, "Re": 0.9, "Pr": precision}
+
+    flair = {("a", 0): row(0.80, 0.90), ("b", 0): row(0.80, 0.50), ("a", 1): row(0.70, 0.90), ("b", 1): row(0.70, 0.85)}
+    dual = {("a", 0): row(0.90, 0.95), ("b", 0): row(0.80, 0.40), ("a", 1): row(0.90, 0.90), ("b", 1): row(0.50, 0.55)}
+    cells = {("g", "flair", "unet", 0.0): flair, ("g", "flair_t2w", "mutual", 0.0): dual}
+    assert collapses(dual, flair) == [("b", 1, 0.55, 0.85)]
+    line = [c.strip() for c in next(c for c in steadiness(cells).splitlines() if "| mutual |" in c).split("|")]
+    # seed means 0.85 and 0.70 (spread 0.15) against FLAIR's 0.80 and 0.70 (0.10): 1.5x
+    assert line[5:9] == ["0.850 0.700", "0.150", "1.5x", "1: b seed 1 (0.55 vs 0.85)"]
