@@ -117,7 +117,7 @@ def width_table(budget: int, cells: Sequence[tuple[str, str]]) -> dict[str, dict
 
 # The study's cells: one input alone trains the single-track network (early fusion of one channel); two and four
 # inputs train every fusion.
-FUSION_MODELS = ("unet", "concat", "mean", "mutual", "mutual_token", "hemis", "gated")
+FUSION_MODELS = ("unet", "concat", "mean", "mutual", "mutual_residual", "mutual_token", "hemis", "gated")
 CELLS: tuple[tuple[str, str], ...] = (
     ("unet", "flair"),
     ("unet", "t2w"),

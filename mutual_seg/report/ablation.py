@@ -46,7 +46,7 @@ def cell_of(run: Run, study: Path) -> Cell:
     if str(fusion_name).split("_")[0] == MutualAttentionFusion.name:
         # mutual attention's output path (models/fusion.py): folders from before the setting computed "residual"
         output = fusion.get("output", "residual")
-        name += f"-{output}" if output != "paper" else ""
+        name += f"-{output}" if output != "paper" and not name.endswith(output) else ""  # mutual_residual says it
     aux = float(net.get("aux_weight") or 0.0)
     name += f"+aux{aux:g}" if aux > 0 else ""  # per-track auxiliary heads (models/network.py)
     return run.path.relative_to(study).parts[0], str(run.modality_set), name, dropout
@@ -81,8 +81,15 @@ def _fmt_test(test: tuple[float, float, int]) -> str:
 
 
 def is_single(cell: Cell) -> bool:
-    """A single-input cell: one modality (its set is named by the modality) on the single-track network."""
-    return cell[1] in MODALITIES and cell[2] == "unet"
+    """A single-input cell: one modality (its set is named by the modality). Any model on one input is the
+    single-track network (a fusion of one track passes it through), so the demo recipe's ``modality=flair`` counts."""
+    return cell[1] in MODALITIES
+
+
+def flair_alone(cells: dict[Cell, dict], variant: str) -> Cell | None:
+    """The FLAIR-alone cell of ``variant`` (the single-track U-Net when several FLAIR cells ran), None if none."""
+    found = sorted((c for c in cells if c[0] == variant and c[1] == "flair" and c[3] == 0.0), key=lambda c: c[2] != "unet")
+    return found[0] if found else None
 
 
 def best_single(cells: dict[Cell, dict], variant: str) -> Cell | None:
@@ -101,10 +108,11 @@ def table(cells: dict[Cell, dict], failed: dict[Cell, int]) -> str:
         variant, modality, model, dropout = cell
         rows = cells.get(cell, {})
         dice = [r["Dc"] for r in rows.values()]
-        flair = cells.get((variant, "flair", "unet", 0.0), {})
+        reference = flair_alone(cells, variant)
+        flair = cells.get(reference, {}) if reference else {}
         early = cells.get((variant, modality, "unet", dropout), {})
         best = bests[variant]
-        vs_flair = _fmt_test(paired(rows, flair)) if cell[1:] != ("flair", "unet", 0.0) else "ref."
+        vs_flair = _fmt_test(paired(rows, flair)) if cell != reference else "ref."
         vs_early = _fmt_test(paired(rows, early)) if model != "unet" else "ref."
         vs_best = "ref." if cell == best else ("–" if best is None else _fmt_test(paired(rows, cells[best])))
         stats = (f"{mean(dice):.3f} ± {stdev(dice) if len(dice) > 1 else 0:.3f} | {mean(r['Re'] for r in rows.values()):.3f} | "
@@ -170,7 +178,8 @@ def steadiness(cells: dict[Cell, dict]) -> str:
         variant, modality, model, dropout = cell
         means = seed_means(cells[cell])
         spread = max(means.values()) - min(means.values())
-        flair = cells.get((variant, "flair", "unet", 0.0), {})
+        reference = flair_alone(cells, variant)
+        flair = cells.get(reference, {}) if reference else {}
         flair_means = seed_means(flair) if flair else {}
         flair_spread = max(flair_means.values()) - min(flair_means.values()) if flair_means else float("nan")
         ratio = f"{spread / flair_spread:.1f}x" if flair_spread > 0 else "–"

@@ -53,8 +53,8 @@ def test_the_study_runs_end_to_end_and_tables_paired_tests(tmp_path, capsys):
 
 @pytest.mark.parametrize("cells", ["quick", "noharm"])
 def test_the_quick_grid_is_the_no_harm_grid(cells):
-    """--quick: each input alone, mutual with and without track heads, HeMIS with them; --cells noharm adds early
-    fusion, HeMIS without heads and gated with them."""
+    """--quick: each input alone, the paper's block with and without track heads, the default (mutual_residual),
+    HeMIS with heads; --cells noharm has early fusion, HeMIS without heads and gated with heads instead of the default."""
     sys.path.insert(0, str(ROOT / "experiments"))
     from ablation import GENERATOR_SEEDS, parallel, sweeps
 
@@ -66,10 +66,10 @@ def test_the_quick_grid_is_the_no_harm_grid(cells):
             for modality in values["modality"]:
                 for aux in values.get("model.net.aux_weight", ["0.0"]):
                     found.add((modality, model, float(aux)))
-    quick = {("flair", "unet", 0.0), ("t2w", "unet", 0.0), ("flair_t2w", "mutual", 0.0), ("flair_t2w", "mutual", 0.5),
-             ("flair_t2w", "hemis", 0.5)}
+    common = {("flair", "unet", 0.0), ("t2w", "unet", 0.0), ("flair_t2w", "mutual", 0.0), ("flair_t2w", "mutual", 0.5),
+              ("flair_t2w", "hemis", 0.5)}
     more = {("flair_t2w", "unet", 0.0), ("flair_t2w", "hemis", 0.0), ("flair_t2w", "gated", 0.5)}
-    assert found == (quick if cells == "quick" else quick | more)
+    assert found == (common | {("flair_t2w", "mutual_residual", 0.0)} if cells == "quick" else common | more)
     assert set(GENERATOR_SEEDS) == {"default", "shifted", "flair3d"}
     # two jobs at a time through Hydra's joblib launcher; one job at a time adds nothing
     assert parallel(1) == [] and "hydra.launcher.n_jobs=2" in parallel(2)
@@ -100,15 +100,15 @@ def test_the_rule_ranks_by_the_worst_difference_against_the_best_single_input():
 
 
 def test_the_evidence_cells_add_hemis_and_the_residual_block():
-    """--cells evidence --outputs residual: HeMIS without heads and mutual attention with the residual output."""
+    """--cells evidence: HeMIS without heads and mutual attention with the residual output (the default)."""
     sys.path.insert(0, str(ROOT / "experiments"))
     from ablation import sweeps
 
-    found = {name: dict(o.split("=", 1) for o in sweep) for name, sweep in sweeps("evidence", 3, "0,1,2", "residual")}
-    assert set(found) == {"hemis_plain", "outputs"}
+    found = {name: dict(o.split("=", 1) for o in sweep) for name, sweep in sweeps("evidence", 3, "0,1,2")}
+    assert set(found) == {"hemis_plain", "residual"}
     assert found["hemis_plain"]["model"] == "hemis" and found["hemis_plain"]["modality"] == "flair_t2w"
     assert "model.net.aux_weight" not in found["hemis_plain"]
-    assert found["outputs"]["model.net.fusion.output"] == "residual" and found["outputs"]["model"] == "mutual"
+    assert found["residual"]["model"] == "mutual_residual"
 
 
 def test_false_positive_blobs_are_found_with_their_tissue():

@@ -42,3 +42,13 @@ def test_the_quick_tables_share_their_budget_and_the_ablation_builds_on_the_demo
     for key in ("data.slices.patch_size", "data.samples_per_epoch", "data.val_slice_step", "trainer.max_epochs",
                 "optim.optimizer.lr", "module.min_component_mm3", "data.batch_size"):
         assert OmegaConf.select(ablation, key) == OmegaConf.select(demo, key), key
+
+
+def test_the_default_model_is_the_residual_block_and_model_mutual_is_the_papers():
+    """The no-harm study's winner is what a plain run and make demo train; model=mutual keeps the paper's block and
+    the paper's tables train it."""
+    for overrides in ([], ["experiment=demo"]):
+        fusion = compose(overrides).model.net.fusion
+        assert fusion.output == "residual" and fusion._target_.endswith("MutualAttentionFusion"), overrides
+    for overrides in (["model=mutual"], ["experiment=table1"], ["experiment=table2"], ["experiment=table2_quick"]):
+        assert compose(overrides).model.net.fusion.output == "paper", overrides
