@@ -3,10 +3,10 @@
 Usage (from the repository root; `make ablation` and `make ablation QUICK=1` call this):
 
     python experiments/ablation.py                # the full grid, 5 folds x 3 seeds (days of CPU; hours on a GPU)
-    python experiments/ablation.py --quick        # 6 cells (FLAIR, T2w, the paper's block with and without track
-                                                  # heads, the default, HeMIS with heads) on small data with short
-                                                  # training, 3 folds x 3 seeds x 3 generators = 162 jobs, 2 at a
-                                                  # time (about 60 min on 2 cores)
+    python experiments/ablation.py --quick        # 5 cells (FLAIR, T2w, mutual with and without track heads, HeMIS
+                                                  # with them) on small data with short training, 3 folds x 3 seeds
+                                                  # x 3 generators = 135 jobs, 2 at a time (about 50 min on 2 cores)
+    python experiments/ablation.py --quick --cells evidence   # HeMIS without heads, the block + mean (mutual_residual)
     python experiments/ablation.py --quick --cells noharm   # 8 cells: + early fusion, HeMIS without heads, gated
     python experiments/ablation.py --cells core   # only FLAIR, FLAIR+T2w x {early fusion, mutual}
 
@@ -50,25 +50,24 @@ NO_HARM: list[Sweep] = [
     ("tracks", ("mutual", "hemis"), ("flair_t2w",), ("0.0",), ("0.0", "0.5")),
     ("gated", ("gated",), ("flair_t2w",), ("0.0",), ("0.5",)),
 ]
-# --quick's share of it (6 cells): each input alone, the paper's mutual block with and without track heads, today's
-# default (the block with the residual output) and HeMIS with track heads
+# --quick's share of it (5 cells): each input alone, today's mutual model, and mutual and HeMIS with track heads
 QUICK_CELLS: list[Sweep] = [
     ("single", ("unet",), SINGLE, ("0.0",), NO_AUX),
     ("mutual", ("mutual",), ("flair_t2w",), ("0.0",), ("0.0", "0.5")),
-    ("residual", ("mutual_residual",), ("flair_t2w",), ("0.0",), NO_AUX),
     ("hemis", ("hemis",), ("flair_t2w",), ("0.0",), ("0.5",)),
 ]
 # Two contenders that keep every modality's evidence in the fused map whatever the attention says (the converged
 # flair3d models over-segment where the block puts 0.25 of its weight on a T2w that reads "normal"): HeMIS without
-# heads, and mutual attention with the residual output (mean + out(attended)), today's default. (Gated fusion is a
+# heads, and mutual attention with the residual output (mean + out(attended), model=mutual_residual at its own
+# equal-parameter width; ``--outputs residual`` runs the same block at mutual's width, 3 % more parameters). (Gated fusion is a
 # softmax gate like the block, so it can drop T2w the same way; it is in ``noharm``.)
 EVIDENCE: list[Sweep] = [("hemis_plain", ("hemis",), ("flair_t2w",), ("0.0",), NO_AUX),
                          ("residual", ("mutual_residual",), ("flair_t2w",), ("0.0",), NO_AUX)]
 CELLS: dict[str, list[Sweep]] = {
     # the whole grid: single inputs, and every fusion x two and four inputs x modality dropout (16 cells + 2)
     "all": [("single", ("unet",), SINGLE, ("0.0",), NO_AUX), ("multi", FUSIONS, MULTI, DROPOUT, NO_AUX)],
-    # --quick's default: 6 cells x 3 folds x 3 seeds x 3 generators = 162 jobs of 30-50 s each on one thread of a CPU
-    # without native bf16 (two at a time): about 60 min on 2 cores
+    # --quick's default: 5 cells x 3 folds x 3 seeds x 3 generators = 135 jobs of 30-50 s each on one thread of a CPU
+    # without native bf16 (two at a time): about 50 min on 2 cores
     "quick": QUICK_CELLS,
     "noharm": NO_HARM,
     # HeMIS without heads and the default: 2 cells, 54 jobs
@@ -169,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, help="cross-validation folds (default 5; --quick 3)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--outputs", default="", help="mutual attention's other output paths to add, e.g. "
-                        "residual_zero,paper (model.net.fusion.output; the table names them mutual-<output>)")
+                        "residual_zero,paper (model.net.fusion.output; the table names them mutual-<output>); they run "
+                        "at model=mutual's widths, so residual outputs have about 3 %% more parameters (equal "
+                        "parameters: the mutual_residual cell of --cells evidence)")
     parser.add_argument("--jobs", type=int, help="sweep jobs at a time on this machine (default 1; --quick 2: "
                         "single-thread jobs on 2 cores); keep 1 on a GPU")
     parser.add_argument("--subjects", type=int, help="subjects per generator (default: 35, --quick 15)")

@@ -146,9 +146,8 @@ class MutualAttentionFusion(nn.Module):
     the paper's block exactly). ``output="residual"`` adds, beyond the paper, an output 1x1 conv and a residual
     connection to the mean, ``fused = mean + out(sum_i w_i V_i)``; ``"residual_zero"`` starts ``out`` at zero
     (exactly mean fusion untrained). The residual path hands every modality's features to the decoder unweighted,
-    so evidence the attention weighs down still counts: on today's no-harm study it is the better of the two on
-    all three generators, and the steadier where T2w misleads, so it is the project's default
-    (``conf/model/mutual_residual.yaml``); ``conf/model/mutual.yaml`` keeps ``paper``, the paper's block.
+    so evidence the attention weighs down still counts (``model=mutual_residual``). The no-harm study's rule keeps
+    ``paper`` (``conf/model/mutual.yaml``, the default): docs/ablation.md has both.
 
     Two readings of "softmax of the similarity" (chosen per scale):
 

@@ -44,11 +44,10 @@ def test_the_quick_tables_share_their_budget_and_the_ablation_builds_on_the_demo
         assert OmegaConf.select(ablation, key) == OmegaConf.select(demo, key), key
 
 
-def test_the_default_model_is_the_residual_block_and_model_mutual_is_the_papers():
-    """The no-harm study's winner is what a plain run and make demo train; model=mutual keeps the paper's block and
-    the paper's tables train it."""
-    for overrides in ([], ["experiment=demo"]):
+def test_the_default_is_the_papers_block_and_mutual_residual_adds_the_mean():
+    """The no-harm study's rule kept the paper's block: a plain run, make demo and the paper's tables train it;
+    model=mutual_residual is the same block with the residual output."""
+    for overrides in ([], ["experiment=demo"], ["experiment=table1"], ["experiment=table2"], ["experiment=table2_quick"]):
         fusion = compose(overrides).model.net.fusion
-        assert fusion.output == "residual" and fusion._target_.endswith("MutualAttentionFusion"), overrides
-    for overrides in (["model=mutual"], ["experiment=table1"], ["experiment=table2"], ["experiment=table2_quick"]):
-        assert compose(overrides).model.net.fusion.output == "paper", overrides
+        assert fusion.output == "paper" and fusion._target_.endswith("MutualAttentionFusion"), overrides
+    assert compose(["model=mutual_residual"]).model.net.fusion.output == "residual"

@@ -35,7 +35,7 @@ def test_failed_jobs_do_not_stop_the_sweep_and_the_summary_lists_every_job(tiny_
     assert {f"{n}_{s}" for n in METRIC_NAMES for s in ("mean", "std")} <= set(rows[0])
     jobs = sorted((p.parent for p in sweep.glob("*/summary.json")), key=lambda p: [r["job"] for r in rows].index(p.name))
     failed = json.loads((jobs[0] / "summary.json").read_text())
-    assert (failed["status"], failed["fold"], failed["modalities"], failed["model"]) == ("failed", 0, ["flair", "t2w"], "mutual_residual")
+    assert (failed["status"], failed["fold"], failed["modalities"], failed["model"]) == ("failed", 0, ["flair", "t2w"], "mutual")
     assert "optim.optimizer.lr=-1" in failed["overrides"] and "metrics" not in failed
     assert not (jobs[0] / "metrics.csv").exists() and (jobs[1] / "metrics.csv").is_file()
     markdown = (sweep / "sweep_summary.md").read_text()
