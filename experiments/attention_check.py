@@ -66,8 +66,9 @@ def residual_hooks(net: torch.nn.Module, ratios: dict[int, list[float]]) -> list
 
 
 def predict_subjects(job: Run, untrained: bool = False, ratios: dict[int, list[float]] | None = None):
-    """Yield (subject id, probabilities, truth, T2w weight at scale 0 or None, bottom-scale T2w weight or None,
-    images [Z, I, X, Y], tissue masks) for each of the job's test subjects, from its best checkpoint."""
+    """Yield (subject id, probabilities [Z, X, Y], truth, T2w weight at scale 0 or None, bottom-scale T2w weight or
+    None, images [Z, I, X, Y], tissue masks, the model's threshold) for each of the job's test subjects, from its
+    best checkpoint. ``ratios``: collect the fusions' |fused - mean| / |mean| per scale into it."""
     config = job.config
     module = load_module(RunFolder(job.path).best_checkpoint)  # weights_only: a study folder may come from anyone
     net = module.net.eval()
