@@ -85,6 +85,7 @@ def upgrade(hparams: Any) -> None:
     computed ``mean + out(attended)``: ``residual``. ``net.output_prior`` (the output bias's start) came later
     still; a checkpoint's trained weights replace any start, so None (PyTorch's) only completes the arguments.
     ``net.aux_weight`` (per-track auxiliary heads) came after that: older networks had no heads, 0.
+    ``net.fusion.temperature`` (mutual attention's) came last: 1.0, the paper's scaling.
     """
     net = hparams.get("net") if isinstance(hparams, Mapping) else None
     if isinstance(net, MutableMapping) and str(net.get("_target_", "")).endswith("SegNet"):
@@ -98,6 +99,7 @@ def upgrade(hparams: Any) -> None:
     fusion = net.get("fusion") if isinstance(net, Mapping) else None
     if isinstance(fusion, MutableMapping) and str(fusion.get("_target_", "")).endswith("MutualAttentionFusion"):
         fusion.setdefault("output", "residual")
+        fusion.setdefault("temperature", 1.0)  # the attention's temperature came later; 1.0 is what they computed
 
 
 def check_format(checkpoint: Any, path: str | Path) -> None:

@@ -170,6 +170,8 @@ class MutualAttentionFusion(nn.Module):
         heads: attention heads; must divide ``channels`` and ``key_channels``.
         key_channels: channels of Q and K (all heads together); None means ``channels``.
         output: one of :data:`OUTPUTS`.
+        temperature: divides the similarity before the softmax, beyond the paper's 1/sqrt(d) (1.0: the paper);
+            above 1 the weights are softer, so no modality can be weighed down to nothing.
     """
 
     name: ClassVar[str] = "mutual"
@@ -185,8 +187,12 @@ class MutualAttentionFusion(nn.Module):
         heads: int,
         key_channels: int | None,
         output: str,
+        temperature: float,
     ) -> None:
         super().__init__()
+        if not temperature > 0:
+            raise ConfigError(f"mutual attention temperature must be > 0, got {temperature}; 1.0 is the paper's "
+                              "scaling (model.net.fusion.temperature)")
         if output not in OUTPUTS:
             raise ConfigError(f"unknown mutual attention output {output!r}; expected one of {', '.join(OUTPUTS)}")
         if reading not in READINGS:
@@ -212,6 +218,7 @@ class MutualAttentionFusion(nn.Module):
             nn.Conv2d(channels, channels, kernel_size=1) for _ in range(num_inputs)
         )
         self.output = output
+        self.temperature = float(temperature)
         self.out = nn.Conv2d(channels, channels, kernel_size=1) if output != "paper" else None
         if output == "residual_zero":
             nn.init.zeros_(self.out.weight)
@@ -251,7 +258,7 @@ class MutualAttentionFusion(nn.Module):
         b, ck, h, w = q.shape
         c, nh = v[0].shape[1], self.heads
         qh = q.view(b, nh, ck // nh, h, w)
-        scale = math.sqrt(ck // nh)
+        scale = math.sqrt(ck // nh) * self.temperature  # 1.0: the paper's 1/sqrt(d), bit for bit
         logits = torch.stack(
             [(qh * key.view(b, nh, ck // nh, h, w)).sum(dim=2) / scale for key in k], dim=1
         )  # [B, I, nh, H, W]
@@ -278,7 +285,8 @@ class MutualAttentionFusion(nn.Module):
         onehot = torch.eye(i, dtype=vt.dtype, device=vt.device).repeat_interleave(n, dim=0)
         vt = torch.cat([vt, onehot.expand(b, nh, i * n, i)], dim=-1)
         key_mask = (mask > 0).repeat_interleave(n, dim=1)[:, None, None, :]  # [B, 1, 1, I*N]
-        out = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=key_mask)  # [B, nh, N, dv + I]
+        scale = None if self.temperature == 1.0 else 1.0 / (math.sqrt(ck // nh) * self.temperature)
+        out = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=key_mask, scale=scale)  # [B, nh, N, dv + I]
         attended = out[..., : c // nh].transpose(2, 3).reshape(b, c, h, w)
         weights = out[..., c // nh :].transpose(2, 3).reshape(b, nh, i, h, w)
         return attended, weights
@@ -395,7 +403,7 @@ def build_fusion(
     Example::
 
         fusion = build_fusion("mutual", channels=32, num_inputs=2, scale=0, reading="modality",
-                              token_scales=[], heads=1, key_channels=None, output="residual")
+                              token_scales=[], heads=1, key_channels=None, output="residual", temperature=1.0)
 
     Raises:
         ConfigError: ``name`` is not in :data:`FUSIONS`.

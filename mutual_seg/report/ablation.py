@@ -47,6 +47,8 @@ def cell_of(run: Run, study: Path) -> Cell:
         # mutual attention's output path (models/fusion.py): folders from before the setting computed "residual"
         output = fusion.get("output", "residual")
         name += f"-{output}" if output != "paper" and not name.endswith(output) else ""  # mutual_residual says it
+        temperature = float(fusion.get("temperature", 1.0))
+        name += f"-T{temperature:g}" if temperature != 1.0 else ""  # the attention's temperature
     aux = float(net.get("aux_weight") or 0.0)
     name += f"+aux{aux:g}" if aux > 0 else ""  # per-track auxiliary heads (models/network.py)
     return run.path.relative_to(study).parts[0], str(run.modality_set), name, dropout

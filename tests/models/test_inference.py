@@ -25,7 +25,7 @@ SETTINGS = InferenceSettings(threshold=0.5, batch_size=3, min_component_mm3=0.0,
 
 def tiny_net(seed: int = 0, fusion=MutualAttentionFusion) -> SegNet:
     torch.manual_seed(seed)
-    options = ({"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "paper"}
+    options = ({"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "paper", "temperature": 1.0}
                if fusion is MutualAttentionFusion else {})
     return SegNet(["flair", "t2w"], 1, [4, 8], partial(fusion, **options), None,
                   modality_dropout=0.0, early_fusion=False, convs_per_stage=2, aux_weight=0.0).eval()

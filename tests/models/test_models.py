@@ -32,10 +32,10 @@ CONF_MODEL = Path(__file__).resolve().parents[2] / "conf" / "model"
 
 FACTORIES = {
     "mutual_modality": partial(
-        MutualAttentionFusion, reading="modality", token_scales=[], heads=2, key_channels=None, output="residual"
+        MutualAttentionFusion, reading="modality", token_scales=[], heads=2, key_channels=None, output="residual", temperature=1.0
     ),
     "mutual_token": partial(
-        MutualAttentionFusion, reading="token", token_scales=[1, 2], heads=2, key_channels=8, output="residual"
+        MutualAttentionFusion, reading="token", token_scales=[1, 2], heads=2, key_channels=8, output="residual", temperature=1.0
     ),
     "concat": partial(ConcatFusion),
     "mean": partial(MeanFusion),
@@ -93,7 +93,7 @@ def test_probabilities_are_sigmoid_of_logits() -> None:
 def test_mutual_weights_sum_to_one_over_present(reading: str) -> None:
     torch.manual_seed(0)
     fusion = MutualAttentionFusion(
-        8, 3, scale=0, reading=reading, token_scales=[0], heads=2, key_channels=4, output="residual"
+        8, 3, scale=0, reading=reading, token_scales=[0], heads=2, key_channels=4, output="residual", temperature=1.0
     )
     feats = [torch.randn(2, 8, 5, 7) for _ in range(3)]
     fused, weights = fusion(feats)
@@ -120,6 +120,7 @@ def test_mutual_uses_token_reading_only_at_token_scales() -> None:
         heads=1,
         key_channels=None,
         output="residual",
+        temperature=1.0,
     )
     assert make(scale=2).reading == "token"
     assert make(scale=0).reading == "modality"
@@ -129,7 +130,7 @@ def test_mutual_uses_token_reading_only_at_token_scales() -> None:
 def test_fusion_ignores_absent_features(name: str) -> None:
     torch.manual_seed(0)
     options = (
-        {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "residual"}
+        {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "residual", "temperature": 1.0}
         if name == "mutual"
         else {}
     )
@@ -209,7 +210,7 @@ def test_unknown_names_raise_config_error_listing_valid_ones() -> None:
     with pytest.raises(ConfigError, match="mutual, concat, mean"):
         build_fusion("attention", channels=4, num_inputs=2, scale=0)
     with pytest.raises(ConfigError, match="modality, token"):
-        MutualAttentionFusion(4, 2, 0, reading="pixel", token_scales=[], heads=1, key_channels=None, output="residual")
+        MutualAttentionFusion(4, 2, 0, reading="pixel", token_scales=[], heads=1, key_channels=None, output="residual", temperature=1.0)
     with pytest.raises(ConfigError, match="flair"):
         select_present(["flair", "t2w"], ["flari"])
     with pytest.raises(ConfigError, match="none of"):
@@ -220,7 +221,7 @@ def test_unknown_names_raise_config_error_listing_valid_ones() -> None:
             1,
             FEATURES,
             partial(
-                MutualAttentionFusion, reading="token", token_scales=[5], heads=1, key_channels=None, output="residual"
+                MutualAttentionFusion, reading="token", token_scales=[5], heads=1, key_channels=None, output="residual", temperature=1.0
             ),
             None,
             early_fusion=False,
@@ -283,7 +284,7 @@ def test_model_yaml_instantiates(name: str, tmp_path: Path) -> None:
 def test_mutual_outputs_residual_zero_starts_as_mean_fusion_and_paper_is_the_weighted_sum() -> None:
     torch.manual_seed(0)
     feats = [torch.randn(2, 4, 5, 6), torch.randn(2, 4, 5, 6)]
-    options = {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None}
+    options = {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "temperature": 1.0}
     zero = build_fusion("mutual", channels=4, num_inputs=2, scale=0, output="residual_zero", **options)
     fused, _ = zero(feats)
     assert torch.equal(fused, (feats[0] + feats[1]) / 2)  # untrained: exactly mean fusion
@@ -335,7 +336,7 @@ def _stacked_reference(fusion: MutualAttentionFusion, features: list[torch.Tenso
 @pytest.mark.parametrize(("heads", "output"), [(1, "paper"), (2, "residual")])
 def test_track_wise_mutual_attention_agrees_with_the_stacked_formula(channels_last, present, heads, output) -> None:
     torch.manual_seed(0)
-    fusion = MutualAttentionFusion(8, 3, 0, "modality", [], heads, None, output).eval()
+    fusion = MutualAttentionFusion(8, 3, 0, "modality", [], heads, None, output, 1.0).eval()
     features = [torch.randn(2, 8, 6, 5) for _ in range(3)]
     if channels_last:
         fusion = fusion.to(memory_format=torch.channels_last)

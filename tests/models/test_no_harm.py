@@ -201,3 +201,27 @@ def test_a_model_trained_with_track_heads_predicts_without_them(make_cfg, tmp_pa
     x = torch.randn(2, 2, 16, 16)
     with torch.no_grad():
         assert torch.allclose(loaded.net(x), module.net(x), atol=1e-6)
+
+
+def test_the_attention_temperature_softens_the_weights_and_old_checkpoints_get_the_papers():
+    """Known answer: at temperature T the log-ratio of the two modalities' weights is the paper's divided by T (same
+    parameters); 1.0 gives the paper's block bit for bit; <= 0 is refused; an old checkpoint's fusion gets 1.0."""
+    from mutual_seg.checkpoint.format import upgrade
+    from mutual_seg.models.fusion import build_fusion
+
+    torch.manual_seed(0)
+    feats = [torch.randn(2, 4, 5, 6), torch.randn(2, 4, 5, 6)]
+    options = {"reading": "modality", "token_scales": [], "heads": 1, "key_channels": None, "output": "paper"}
+    paper = build_fusion("mutual", channels=4, num_inputs=2, scale=0, temperature=1.0, **options)
+    soft = build_fusion("mutual", channels=4, num_inputs=2, scale=0, temperature=2.0, **options)
+    soft.load_state_dict(paper.state_dict())
+    (_, w1), (_, w2) = paper(feats), soft(feats)
+    ratio = lambda w: torch.log(w[:, 0, 0] / w[:, 0, 1])
+    assert torch.allclose(ratio(w2), ratio(w1) / 2, atol=1e-5)
+    assert (w2 - 0.5).abs().max() < (w1 - 0.5).abs().max()  # softer: closer to an equal split
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        build_fusion("mutual", channels=4, num_inputs=2, scale=0, temperature=0.0, **options)
+    hparams = {"net": {"_target_": "mutual_seg.models.network.SegNet",
+                       "fusion": {"_target_": "mutual_seg.models.fusion.MutualAttentionFusion", "_partial_": True}}}
+    upgrade(hparams)
+    assert hparams["net"]["fusion"]["temperature"] == 1.0 and hparams["net"]["fusion"]["output"] == "residual"

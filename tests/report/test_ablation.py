@@ -148,3 +148,20 @@ def test_steadiness_reports_the_seed_spread_and_the_collapses_against_flair_alon
     line = [c.strip() for c in next(c for c in steadiness(cells).splitlines() if "| mutual |" in c).split("|")]
     # seed means 0.85 and 0.70 (spread 0.15) against FLAIR's 0.80 and 0.70 (0.10): 1.5x
     assert line[5:9] == ["0.850 0.700", "0.150", "1.5x", "1: b seed 1 (0.55 vs 0.85)"]
+
+
+def test_a_cell_names_the_attention_temperature_and_output(tmp_path):
+    """Two mutual models that differ only in the temperature or the output path are two cells, not one."""
+    from types import SimpleNamespace
+
+    from mutual_seg.report.ablation import cell_of
+
+    def run(model, fusion):
+        config = {"model": {"net": {"modality_dropout": 0.0, "fusion": fusion}}}
+        return SimpleNamespace(config=config, model=model, summary={"fusion": "mutual_modality"},
+                               path=tmp_path / "flair3d" / "job", modality_set="flair_t2w")
+
+    assert cell_of(run("mutual", {"output": "paper", "temperature": 1.0}), tmp_path)[2] == "mutual"
+    assert cell_of(run("mutual", {"output": "paper", "temperature": 2.0}), tmp_path)[2] == "mutual-T2"
+    assert cell_of(run("mutual", {"output": "residual"}), tmp_path)[2] == "mutual-residual"
+    assert cell_of(run("mutual_residual", {"output": "residual"}), tmp_path)[2] == "mutual_residual"
