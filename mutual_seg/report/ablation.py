@@ -105,13 +105,15 @@ def table(cells: dict[Cell, dict], failed: dict[Cell, int]) -> str:
     lines = [("| data | inputs | model | dropout | n | Dice | Re | Pr | vs FLAIR alone | vs early fusion | vs best single "
              "| failed |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    bests = {variant: best_single(cells, variant) for variant in {c[0] for c in set(cells) | set(failed)}}
+    variants = {c[0] for c in set(cells) | set(failed)}
+    bests = {variant: best_single(cells, variant) for variant in variants}
+    references = {variant: flair_alone(cells, variant) for variant in variants}
     for cell in sorted(set(cells) | set(failed)):
         variant, modality, model, dropout = cell
         rows = cells.get(cell, {})
         dice = [r["Dc"] for r in rows.values()]
-        reference = flair_alone(cells, variant)
-        flair = cells.get(reference, {}) if reference else {}
+        reference = references[variant]
+        flair = cells.get(reference, {})
         early = cells.get((variant, modality, "unet", dropout), {})
         best = bests[variant]
         vs_flair = _fmt_test(paired(rows, flair)) if cell != reference else "ref."
@@ -163,6 +165,11 @@ def seed_means(rows: dict[tuple[str, int], dict[str, float]]) -> dict[int, float
     return {seed: mean(values) for seed, values in sorted(by_seed.items())}
 
 
+def _spread(means: dict[int, float]) -> float:
+    """Max - min of the per-seed means."""
+    return max(means.values()) - min(means.values())
+
+
 def collapses(rows: dict[tuple[str, int], dict[str, float]], flair: dict[tuple[str, int], dict[str, float]]) -> list[tuple[str, int, float, float]]:
     """(subject, seed, precision, FLAIR alone's precision) where the cell over-segments and FLAIR alone does not."""
     return [(k[0], k[1], rows[k]["Pr"], flair[k]["Pr"]) for k in sorted(set(rows) & set(flair))
@@ -176,14 +183,12 @@ def steadiness(cells: dict[Cell, dict]) -> str:
     lines = ["", title, "",
              "| data | inputs | model | dropout | mean Dice per seed | spread | / FLAIR alone's | collapses |",
              "|---|---|---|---|---|---|---|---|"]
+    flairs = {variant: cells.get(flair_alone(cells, variant), {}) for variant in {c[0] for c in cells}}
+    flair_spreads = {variant: _spread(seed_means(rows)) if rows else float("nan") for variant, rows in flairs.items()}
     for cell in sorted(cells):
         variant, modality, model, dropout = cell
         means = seed_means(cells[cell])
-        spread = max(means.values()) - min(means.values())
-        reference = flair_alone(cells, variant)
-        flair = cells.get(reference, {}) if reference else {}
-        flair_means = seed_means(flair) if flair else {}
-        flair_spread = max(flair_means.values()) - min(flair_means.values()) if flair_means else float("nan")
+        spread, flair, flair_spread = _spread(means), flairs[variant], flair_spreads[variant]
         ratio = f"{spread / flair_spread:.1f}x" if flair_spread > 0 else "–"
         found = collapses(cells[cell], flair) if modality != "flair" else []
         listed = ", ".join(f"{s} seed {seed} ({p:.2f} vs {fp:.2f})" for s, seed, p, fp in found[:3])
