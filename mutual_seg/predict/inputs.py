@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mutual_seg.data.layouts import ManifestLayout, describe_missing
-from mutual_seg.data.layouts.inputs import format_inputs
+from mutual_seg.data.layouts.inputs import Failure, format_inputs
 from mutual_seg.data.subject import Subject
 from mutual_seg.errors import ConfigError, DataError, subject_error
 from mutual_seg.modalities import (
@@ -42,7 +42,6 @@ _ENDINGS: dict[str, str] = {
     **{m: m for m in MODALITIES},
     **{s.lower(): m for table in (UCSF_PDGM_SUFFIXES, BRATS2021_SUFFIXES, BRATS2023_SUFFIXES) for m, s in table.items()},
 }
-Failure = tuple[str, str]  # (subject id, one-line error)
 
 
 def expected_names(modality: str) -> str:
