@@ -63,6 +63,16 @@ def test_an_output_prior_outside_0_1_is_one_line(capsys, monkeypatch, tmp_path, 
     assert err.count("\n") == 1 and "model.net.output_prior must be in (0, 1) or null, got 1.5" in err, err
 
 
+@pytest.mark.parametrize(("override", "expected"), [
+    ("model.net.fusion.temperature=0", "mutual attention temperature must be > 0, got 0"),
+    ("model.net.aux_weight=-1", "model.net.aux_weight must be >= 0 (0: no track heads), got -1"),
+])
+def test_a_bad_fusion_setting_is_one_line(capsys, monkeypatch, tmp_path, tiny_data, override, expected):  # data first
+    err = _main(capsys, monkeypatch, override, "logger=none", f"data.layout.root={tiny_data}",
+                f"hydra.run.dir={tmp_path / 'run'}")
+    assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
+
+
 def test_a_bad_malloc_setting_is_one_line(capsys, monkeypatch, tmp_path, tiny_data):  # data first
     err = _main(capsys, monkeypatch, "malloc.top_pad_mb=-1", "logger=none", f"data.layout.root={tiny_data}",
                 f"hydra.run.dir={tmp_path / 'run'}")
