@@ -22,7 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mutual_seg.masks import brain_box, keep_largest_component, remove_small_components
+from mutual_seg.masks import (
+    brain_box,
+    keep_largest_component,
+    remove_small_components,
+)
 
 # In-plane flips of [B, I, X, Y] slices for test-time augmentation (each is its own inverse).
 _FLIPS: tuple[tuple[int, ...], ...] = ((), (-2,), (-1,), (-2, -1))
@@ -153,6 +157,18 @@ def predict_volume(
         if att_out:
             weights_full[z, :, x, y] = torch.cat(att_out)  # type: ignore[arg-type]
     return VolumePrediction(full, weights_full)
+
+
+def choose_largest_component(val_dice: float, val_dice_largest: float) -> bool:
+    """Whether to keep only the largest component, from the mean validation Dice without and with it.
+
+    One tumour per scan is the prior for the paper's task (a low-grade glioma), so the step is kept unless the
+    validation subjects say otherwise, i.e. unless it lowers their Dice (a tie keeps it: then no validation
+    subject had a second component to lose). nnU-Net decides the same step on its cross-validation but keeps it
+    only on a strict gain; with the few validation subjects of one run a tie is the usual outcome, and the
+    prior decides it. Data with several lesions per scan refute the prior on validation, or set ``false``.
+    """
+    return val_dice_largest >= val_dice
 
 
 def segment(probabilities: Tensor, spacing: Sequence[float], settings: InferenceSettings) -> np.ndarray:

@@ -21,7 +21,13 @@ from mutual_seg.config import to_plain
 from mutual_seg.data.preprocess import PreprocessSettings
 from mutual_seg.errors import ConfigError
 from mutual_seg.fastpath import FastPath
-from mutual_seg.inference import InferenceSettings, predict_volume, segment
+from mutual_seg.inference import (
+    InferenceSettings,
+    choose_largest_component,
+    predict_volume,
+    segment,
+)
+from mutual_seg.masks import LARGEST_COMPONENT_CHOICES, keep_largest_component
 from mutual_seg.metrics import dice_score, segmentation_metrics
 
 
@@ -39,6 +45,10 @@ class SegModule(pl.LightningModule):
         threshold: on the sigmoid output, for masks.
         inference_batch_size: slices per forward pass when predicting whole volumes.
         min_component_mm3: predicted 3D components smaller than this are removed (0: none, as in the paper).
+        largest_component: keep only the largest 3D component of each output: False (the paper), True, or
+            ``"auto"``: kept unless it lowers the validation Dice of the saved epoch (nnU-Net decides the same
+            step on its cross-validation; :func:`mutual_seg.inference.choose_largest_component`). The choice
+            travels in the checkpoint (``checkpoint["postprocess"]``), so the test step and ``predict`` apply it.
         fast_path: ``FastPath`` switches (channels_last, compile, fold_batchnorm); None or a missing switch,
             as in checkpoints older than them, is the plain path.
     """
@@ -54,22 +64,29 @@ class SegModule(pl.LightningModule):
         threshold: float,
         inference_batch_size: int,
         min_component_mm3: float,
+        largest_component: bool | str,
         fast_path: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if min_component_mm3 < 0:
             raise ConfigError(f"module.min_component_mm3 must be >= 0 (0 keeps every component), got {min_component_mm3}")
+        if largest_component not in LARGEST_COMPONENT_CHOICES:
+            raise ConfigError(f"module.largest_component must be false, true or auto, got {largest_component!r}")
         settings = PreprocessSettings.from_config(preprocessing)  # typed; stored as its plain dict
         hparams = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler, "modalities": modalities,
                    "preprocessing": settings.as_dict(), "threshold": threshold,
                    "inference_batch_size": inference_batch_size, "min_component_mm3": min_component_mm3,
-                   "fast_path": fast_path}
+                   "largest_component": largest_component, "fast_path": fast_path}
         self.save_hyperparameters({k: to_plain(v) for k, v in hparams.items()})
         self.preprocessing = settings
         self.fast_path = FastPath.from_config(self.hparams.fast_path)
         self.net = self.fast_path.apply(instantiate(self.hparams.net))
         self.loss_fn = instantiate(self.hparams.loss)
         self.val_dice = MeanMetric()  # torchmetrics: synced across DDP ranks, one value per subject
+        self.val_dice_largest = MeanMetric()  # the same masks with only their largest component (``auto`` only)
+        # largest_component=auto: {"largest_component": bool, "val_dice": x, "val_dice_largest": y, "epoch": e}
+        # of the last validation, saved with each checkpoint and read back from it (None: not decided yet).
+        self.postprocess: dict[str, Any] | None = None
         self.test_dice = MeanMetric()
         self.test_rows: list[dict[str, Any]] = []
 
@@ -103,34 +120,76 @@ class SegModule(pl.LightningModule):
 
     # -- whole volumes (mutual_seg.inference, shared with predict) --------------------------------
     @property
+    def auto_largest(self) -> bool:
+        """Whether the largest-component step is decided on validation (``largest_component: auto``)."""
+        return self.hparams.largest_component == "auto"
+
+    @property
+    def largest_component(self) -> bool:
+        """Whether masks keep only their largest component: the setting, or under ``auto`` the checkpoint's
+        decision (off until a validation has decided it)."""
+        if self.auto_largest:
+            return bool(self.postprocess and self.postprocess["largest_component"])
+        return bool(self.hparams.largest_component)
+
+    @property
     def inference_settings(self) -> InferenceSettings:
         """The checkpoint's threshold, batch size and post-processing; no TTA (the paper's test)."""
+        return self._settings(self.largest_component)
+
+    def _settings(self, largest_component: bool) -> InferenceSettings:
         return InferenceSettings(
             threshold=float(self.hparams.threshold),
             batch_size=int(self.hparams.inference_batch_size),
             min_component_mm3=float(self.hparams.min_component_mm3),
-            largest_component=False,
+            largest_component=largest_component,
             tta=False,
         )
 
-
-    def segment_volume(self, image: torch.Tensor, spacing: Sequence[float], mask: torch.Tensor | None = None) -> np.ndarray:
-        """Binary masks [Z, O, X, Y] of a volume given as slices [Z, I, X, Y] (as the test step; for reports)."""
-        settings = self.inference_settings
+    def segment_volume(self, image: torch.Tensor, spacing: Sequence[float], mask: torch.Tensor | None = None,
+                       settings: InferenceSettings | None = None) -> np.ndarray:
+        """Binary masks [Z, O, X, Y] of a volume given as slices [Z, I, X, Y] (as the test step; for reports);
+        ``settings``: other post-processing than the checkpoint's."""
+        settings = settings or self.inference_settings
         net = self.fast_path.for_inference(self.net)  # a BatchNorm-folded copy (module.fast_path.fold_batchnorm)
         probs = predict_volume([net], image, settings, mask=mask, prepare=self.fast_path.prepare).probabilities
         return segment(probs, spacing, settings)
 
-    def _masks(self, batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def _masks(self, batch: dict[str, Any], settings: InferenceSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
         spacing = tuple(float(s) for s in batch["spacing"])
-        pred = self.segment_volume(batch["image"], spacing, mask=batch.get("mask"))
+        pred = self.segment_volume(batch["image"], spacing, mask=batch.get("mask"), settings=settings)
         return pred, batch["label"].cpu().numpy().astype(bool)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        pred, target = self._masks(batch)
+        # Under auto, val/dice (which picks the best checkpoint) is that of the masks without the step.
+        pred, target = self._masks(batch, self._settings(False) if self.auto_largest else None)
         dice = np.mean([dice_score(pred[:, o], target[:, o]) for o in range(pred.shape[1])])
         self.val_dice.update(torch.tensor(dice, dtype=torch.float32, device=self.device))
         self.log("val/dice", self.val_dice, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
+        if self.auto_largest:
+            largest = np.mean([dice_score(keep_largest_component(pred[:, o]), target[:, o])
+                               for o in range(pred.shape[1])])
+            self.val_dice_largest.update(torch.tensor(largest, dtype=torch.float32, device=self.device))
+
+    def on_validation_epoch_end(self) -> None:
+        """Under ``auto``: decide the largest-component step on this validation (every rank the same, synced)."""
+        if not self.auto_largest or self.val_dice_largest.update_count == 0:
+            return
+        base, largest = float(self.val_dice.compute()), float(self.val_dice_largest.compute())
+        self.val_dice_largest.reset()
+        keep = choose_largest_component(base, largest)
+        self.postprocess = {"largest_component": keep, "val_dice": base, "val_dice_largest": largest,
+                            "epoch": int(self.current_epoch)}
+        self.log("val/dice_largest", largest, on_step=False, on_epoch=True, batch_size=1)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.postprocess is not None:
+            checkpoint["postprocess"] = dict(self.postprocess)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Also called by ``checkpoint.load_module``: the saved epoch's post-processing decision."""
+        found = checkpoint.get("postprocess")
+        self.postprocess = dict(found) if isinstance(found, dict) else None
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         pred, target = self._masks(batch)

@@ -17,6 +17,9 @@ from torch import Tensor
 
 BOX_MARGIN = 8  # voxels kept around the brain in-plane by whole-volume inference: the receptive field sees background
 
+# ``module.largest_component``: off (the paper), on, or decided on validation (``inference.choose_largest_component``).
+LARGEST_COMPONENT_CHOICES: tuple[bool | str, ...] = (False, True, "auto")
+
 # 26-connectivity: voxels touching by a corner belong to the same component.
 _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 

@@ -35,6 +35,8 @@ class Ensemble:
         modalities: input modality names, in the networks' track order.
         preprocessing: how inputs were normalized in training.
         threshold, inference_batch_size, min_component_mm3: from the (first) checkpoint.
+        largest_component: every checkpoint keeps only the largest component (its setting, or its validation's
+            decision under ``auto``); one that keeps them all turns the step off for the ensemble.
         modality_dropout: every member was trained with modality dropout, so a subset may be supplied.
         checkpoints: per checkpoint: path, mutual_seg format/version stamp, network summary.
         prepare: puts a batch in the memory layout the networks were built for (``module.fast_path``).
@@ -46,6 +48,7 @@ class Ensemble:
     threshold: float
     inference_batch_size: int
     min_component_mm3: float
+    largest_component: bool
     modality_dropout: bool
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     prepare: Callable[[Tensor], Tensor] | None = None  # the input layout of the first net (its fast_path)
@@ -62,10 +65,11 @@ class Ensemble:
         self.nets = [fast.for_inference(fast.apply(net)) for net in self.nets]
         self.prepare, self.precision = fast.prepare, precision
 
-    def settings(self, tta: bool, largest_component: bool) -> InferenceSettings:
-        """Inference settings: the checkpoint's, plus the command's TTA and largest-component choice."""
-        return InferenceSettings(self.threshold, self.inference_batch_size, self.min_component_mm3,
-                                 largest_component, tta)
+    def settings(self, tta: bool, largest_component: bool | None) -> InferenceSettings:
+        """Inference settings: the checkpoints', plus the command's TTA and largest-component choice (None: the
+        checkpoints')."""
+        largest = self.largest_component if largest_component is None else largest_component
+        return InferenceSettings(self.threshold, self.inference_batch_size, self.min_component_mm3, largest, tta)
 
     @property
     def has_attention(self) -> bool:
@@ -95,6 +99,7 @@ def _load(path: str | Path, device: torch.device) -> tuple[Any, dict[str, Any], 
     try:
         module = SegModule(**hparams)
         module.load_state_dict(checkpoint["state_dict"])
+        module.on_load_checkpoint(checkpoint)  # what Lightning's loading also restores (the post-processing decision)
     except MutualSegError:
         raise
     except (TypeError, KeyError, RuntimeError, ValueError) as err:
@@ -118,7 +123,7 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
     """
     if not paths:
         raise ConfigError("no checkpoint given; pass --checkpoint PATH (repeat it for an ensemble)")
-    nets, infos, first, prepare = [], [], None, None
+    nets, infos, first, prepare, largest = [], [], None, None, []
     for path in paths:
         module, hparams, mark = _load(path, device)
         net = module.net
@@ -135,8 +140,10 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
                     "trained on the same modalities and preprocessing"
                 )
         nets.append(module.fast_path.for_inference(net))
+        largest.append(module.largest_component)
         infos.append({"path": str(Path(path).absolute()), **mark, "fusion": net.fusion_name,
-                      "features": list(getattr(net, "features", []))})
+                      "features": list(getattr(net, "features", [])), "largest_component": module.largest_component,
+                      "postprocess": module.postprocess})
     assert first is not None
     return Ensemble(
         nets=nets,
@@ -145,6 +152,7 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
         threshold=float(first["threshold"]),
         inference_batch_size=int(first["inference_batch_size"]),
         min_component_mm3=float(first["min_component_mm3"]),
+        largest_component=all(largest),
         modality_dropout=all(float(getattr(net, "modality_dropout", 0.0)) > 0 for net in nets),
         checkpoints=infos,
         prepare=prepare,

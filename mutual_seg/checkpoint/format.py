@@ -85,8 +85,11 @@ def upgrade(hparams: Any) -> None:
     computed ``mean + out(attended)``: ``residual``. ``net.output_prior`` (the output bias's start) came later
     still; a checkpoint's trained weights replace any start, so None (PyTorch's) only completes the arguments.
     ``net.aux_weight`` (per-track auxiliary heads) came after that: older networks had no heads, 0.
-    ``net.fusion.temperature`` (mutual attention's) came last: 1.0, the paper's scaling.
+    ``net.fusion.temperature`` (mutual attention's) came next: 1.0, the paper's scaling.
+    ``largest_component`` (the module's post-processing) came last: older runs kept every component, False.
     """
+    if isinstance(hparams, MutableMapping):
+        hparams.setdefault("largest_component", False)
     net = hparams.get("net") if isinstance(hparams, Mapping) else None
     if isinstance(net, MutableMapping) and str(net.get("_target_", "")).endswith("SegNet"):
         net.setdefault("output_prior", None)

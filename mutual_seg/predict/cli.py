@@ -11,6 +11,7 @@ subject is reported and the others go on, the failures listed at the end (exit c
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
@@ -44,7 +45,9 @@ def parse_args(argv: Sequence[str] | None) -> PredictSettings:
     parser.add_argument("--save-attention", action="store_true",
                         help="also write <id>_attention.nii.gz: per-voxel weight of each modality (4D, sums to 1)")
     parser.add_argument("--tta", action="store_true", help="average in-plane flips (4x the compute)")
-    parser.add_argument("--largest-component", action="store_true", help="keep only the largest 3D component")
+    parser.add_argument("--largest-component", action=argparse.BooleanOptionalAction, default=None,
+                        help="keep only the largest 3D component (--no-largest-component: keep all); default: "
+                             "what the checkpoint says (module.largest_component, decided on validation under auto)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: a GPU when there is one")
     parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS,
                         help="32 (default): float32, exactly the masks of the run's test step; bf16: about 2x faster "

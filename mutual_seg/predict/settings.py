@@ -22,7 +22,8 @@ class PredictSettings:
         images: explicit images by modality name (``--flair F ...``); empty with ``input``.
         mask, subject_id: with explicit images, the normalization mask and the id used in file names.
         save_probabilities, save_attention: also write ``<id>_prob.nii.gz`` / ``<id>_attention.nii.gz``.
-        tta, largest_component: in-plane flip averaging; keep only the largest 3D component.
+        tta: in-plane flip averaging. largest_component: keep only the largest 3D component (True), keep all
+            (False), or what the checkpoints say (None).
         device: ``auto`` | ``cpu`` | ``cuda``. precision: one of :data:`PRECISIONS`.
         overwrite: replace existing outputs. command: the arguments as given (recorded in ``predict.json``).
     """
@@ -36,7 +37,7 @@ class PredictSettings:
     save_probabilities: bool = False
     save_attention: bool = False
     tta: bool = False
-    largest_component: bool = False
+    largest_component: bool | None = None
     device: str = "auto"
     precision: str = DEFAULT_PRECISION
     overwrite: bool = False

@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mutual_seg.config import GROUPS, compose, group_options
 from mutual_seg.errors import ConfigError
+from mutual_seg.masks import LARGEST_COMPONENT_CHOICES
 
 # Lower bounds that nothing later checks in one line (fold/n_folds ranges belong to data/splits.py).
 MINIMUM: dict[str, int] = {
@@ -29,6 +30,8 @@ MINIMUM: dict[str, int] = {
     "data.val_slice_step": 1, "data.samples_per_epoch": 1, "trainer.max_epochs": 1,
     "module.inference_batch_size": 1,
 }
+# Settings that take one of a few values of mixed types (their default's type alone would refuse the others).
+CHOICES: dict[str, tuple[Any, ...]] = {"module.largest_component": LARGEST_COMPONENT_CHOICES}
 _MISSING = object()
 _NOUNS = {"data": "data set", "model": "model", "hydra/launcher": "launcher", "hparams_search": "search"}
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", list: "a list, e.g. [1,2]",
@@ -147,6 +150,11 @@ def _fits(value: Any, kind: type) -> bool:
 
 def check_value(key: str, value: Any, default: Any, line: str) -> None:
     """Refuse ``value`` for ``key`` when its type differs from the default's or it is below ``MINIMUM``."""
+    if key in CHOICES:
+        if value not in CHOICES[key] or type(value) not in {type(c) for c in CHOICES[key]}:
+            shown = ", ".join(str(c).lower() for c in CHOICES[key])
+            raise ConfigError(f"{line}: {key} expects one of {shown}, got {value!r}")
+        return
     kind = _kind(default)
     if value is None and kind is not bool and key not in MINIMUM:
         return  # null switches a setting off (patch_size, scheduler, augment ...); counts and switches need a value

@@ -66,6 +66,8 @@ def test_an_output_prior_outside_0_1_is_one_line(capsys, monkeypatch, tmp_path, 
 @pytest.mark.parametrize(("override", "expected"), [
     ("model.net.fusion.temperature=0", "mutual attention temperature must be > 0, got 0"),
     ("model.net.aux_weight=-1", "model.net.aux_weight must be >= 0 (0: no track heads), got -1"),
+    ("module.largest_component=sometimes", "module.largest_component expects one of false, true, auto, got 'sometimes'"),
+    ("module.largest_component=1", "module.largest_component expects one of false, true, auto, got 1"),
 ])
 def test_a_bad_fusion_setting_is_one_line(capsys, monkeypatch, tmp_path, tiny_data, override, expected):  # data first
     err = _main(capsys, monkeypatch, override, "logger=none", f"data.layout.root={tiny_data}",
