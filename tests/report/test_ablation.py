@@ -165,3 +165,33 @@ def test_a_cell_names_the_attention_temperature_and_output(tmp_path):
     assert cell_of(run("mutual", {"output": "paper", "temperature": 2.0}), tmp_path)[2] == "mutual-T2"
     assert cell_of(run("mutual", {"output": "residual"}), tmp_path)[2] == "mutual-residual"
     assert cell_of(run("mutual_residual", {"output": "residual"}), tmp_path)[2] == "mutual_residual"
+
+
+def test_retest_postprocess_writes_a_job_the_report_reads_with_the_rules_decision(run, tmp_path):
+    """A real trained job re-tested as under ``largest_component=auto``: the report reads the folder as the same
+    cell and subjects; the decision follows the rule from its two validation Dice values; and the step only ever
+    removes voxels, so no subject's recall rises (when the step is off, the rows are the job's own)."""
+    import importlib.util
+
+    from mutual_seg.inference import choose_largest_component
+    from mutual_seg.report.ablation import cell_of
+    from mutual_seg.results import find_runs, read_run
+
+    spec = importlib.util.spec_from_file_location("retest_postprocess", ROOT / "experiments" / "retest_postprocess.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    study, out = tmp_path / "study", tmp_path / "auto"
+    (study / "tiny").mkdir(parents=True)
+    (study / "tiny" / "job").symlink_to(run, target_is_directory=True)
+    original = find_runs(study)[0]
+    decision = module.retest(original, out / "tiny" / "job")
+    assert decision["largest_component"] == choose_largest_component(decision["val_dice"], decision["val_dice_largest"])
+    retested = read_run(out / "tiny" / "job")
+    assert retested.ok and retested.subjects == original.subjects
+    assert cell_of(retested, out) == cell_of(original, study)
+    assert retested.config["module"]["largest_component"] == "auto"
+    for before, after in zip(original.rows, retested.rows):
+        if decision["largest_component"]:
+            assert after["Re"] <= before["Re"] + 1e-12
+        else:
+            assert after == before
