@@ -7,6 +7,7 @@ Whole-volume validation and test call :mod:`mutual_seg.inference`, as ``predict`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,8 @@ from mutual_seg.inference import (
 )
 from mutual_seg.masks import LARGEST_COMPONENT_CHOICES, keep_largest_component
 from mutual_seg.metrics import dice_score, segmentation_metrics
+
+log = logging.getLogger(__name__)
 
 
 class SegModule(pl.LightningModule):
@@ -208,6 +211,11 @@ class SegModule(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_rows = []
+        if self.auto_largest:  # the run's log says what the tested checkpoint decided
+            found = self.postprocess
+            log.info("largest_component=auto: %s", "no validation decided it, every component kept" if not found else
+                     f"{'only the largest component kept' if found['largest_component'] else 'every component kept'} "
+                     f"(validation Dice {found['val_dice_largest']:.4f} with the step, {found['val_dice']:.4f} without)")
 
     def on_test_epoch_end(self) -> None:
         # Each rank tested different subjects: gather every row on every rank (each subject once).

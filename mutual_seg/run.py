@@ -67,7 +67,9 @@ class _ResultWriter(pl.Callback):
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
-            self.summary = write_results(pl_module.test_rows, self.out_dir, self.extra)
+            decided = getattr(pl_module, "postprocess", None)  # largest_component=auto: the tested checkpoint's choice
+            extra = {**self.extra, "postprocess": decided} if decided else self.extra
+            self.summary = write_results(pl_module.test_rows, self.out_dir, extra)
             print_results(pl_module.test_rows, self.summary)
 
 

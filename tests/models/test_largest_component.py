@@ -18,7 +18,7 @@ from mutual_seg.checkpoint import (
 from mutual_seg.errors import ConfigError
 from mutual_seg.inference import InferenceSettings, choose_largest_component, segment
 from mutual_seg.predict.cli import parse_args
-from mutual_seg.results import RunFolder
+from mutual_seg.results import RunFolder, read_run
 
 
 def test_the_rule_keeps_the_step_unless_validation_loses_by_it():
@@ -88,12 +88,13 @@ def test_a_bad_value_is_a_config_error(make_cfg):
         SegModule(**{**hparams, "largest_component": "sometimes"})
 
 
-def test_a_real_run_decides_on_validation_and_tests_with_its_best_checkpoints_choice(make_cfg):
+def test_a_real_run_decides_on_validation_and_tests_with_its_best_checkpoints_choice(make_cfg, caplog):
     """Trained for real (2 epochs): the best checkpoint holds the validation of its epoch, its decision follows the
     rule from the two Dice values, and that Dice is the one the checkpoint was picked by."""
     from mutual_seg.run import train
 
     cfg = make_cfg(["module.largest_component=auto", "trainer.max_epochs=2"])
+    caplog.set_level("INFO", logger="mutual_seg.lit")
     train(cfg)
     best = load_checkpoint(RunFolder(cfg.paths.output_dir).best_checkpoint)
     decided = best["postprocess"]
@@ -102,3 +103,7 @@ def test_a_real_run_decides_on_validation_and_tests_with_its_best_checkpoints_ch
     assert np.isclose(float(picked), decided["val_dice"], atol=1e-6)
     assert decided["epoch"] == best["epoch"]
     assert load_module(RunFolder(cfg.paths.output_dir).best_checkpoint).largest_component == decided["largest_component"]
+    # the test step ran with the best checkpoint's decision: summary.json and the log say which
+    assert read_run(cfg.paths.output_dir).summary["postprocess"] == decided
+    kept = "only the largest component kept" if decided["largest_component"] else "every component kept"
+    assert any(f"largest_component=auto: {kept}" in r.getMessage() for r in caplog.records)
