@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,18 @@ from omegaconf import DictConfig, open_dict
 from mutual_seg.config import compose
 
 TINY_SHAPE = (48, 48, 24)
+
+
+@pytest.fixture(autouse=True)
+def _root_log_handlers():
+    """Each test leaves the root logger's handlers as it found them: a run's Hydra logging setup attaches handlers
+    to the stream pytest captured for that test, and a later test would see "--- Logging error ---" lines on its
+    own stderr when they write to the closed stream (order-dependent failures of one-line-error tests)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
