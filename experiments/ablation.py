@@ -104,7 +104,6 @@ QUICK = {
         "trainer.max_epochs=4",
         "trainer.precision=auto",  # bf16 only where the CPU runs it natively (float32 elsewhere: 10x faster there)
         "module.min_component_mm3=0",
-        "module.largest_component=false",  # the networks' own masks: the study compares fusions, not post-processing
         "~callbacks.progress_bar",
     ],
 }

@@ -44,10 +44,17 @@ def test_the_quick_tables_share_their_budget_and_the_ablation_builds_on_the_demo
         assert OmegaConf.select(ablation, key) == OmegaConf.select(demo, key), key
 
 
-def test_the_default_is_the_papers_block_and_mutual_residual_adds_the_mean():
-    """The no-harm study's rule kept the paper's block: a plain run, make demo and the paper's tables train it;
-    model=mutual_residual is the same block with the residual output."""
-    for overrides in ([], ["experiment=demo"], ["experiment=table1"], ["experiment=table2"], ["experiment=table2_quick"]):
-        fusion = compose(overrides).model.net.fusion
+def test_the_paper_trains_its_block_and_the_demo_the_rules_winner():
+    """A plain run and the paper's tables train the paper's block; make demo trains the no-harm study's winner (HeMIS
+    with track heads, the largest component decided on validation); the ablation's cells get heads only when they ask;
+    model=mutual_residual is the paper's block with the residual output."""
+    for overrides in ([], ["experiment=table1"], ["experiment=table2"], ["experiment=table2_quick"]):
+        cfg = compose(overrides)
+        fusion = cfg.model.net.fusion
         assert fusion.output == "paper" and fusion._target_.endswith("MutualAttentionFusion"), overrides
+        assert cfg.model.net.aux_weight == 0.0 and cfg.module.largest_component is False, overrides
+    demo = compose(["experiment=demo"])
+    assert demo.model.net.fusion._target_.endswith("HeMISFusion") and demo.model.net.aux_weight == 0.5
+    assert demo.module.largest_component == "auto"
+    assert compose(["experiment=ablation", "model=mutual"]).model.net.aux_weight == 0.0
     assert compose(["model=mutual_residual"]).model.net.fusion.output == "residual"
