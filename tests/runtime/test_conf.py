@@ -24,13 +24,16 @@ def test_every_experiment_file_composes_and_its_network_builds(experiment):
 
 def test_model_files_share_the_network_block_of_base_yaml():
     base = OmegaConf.load(CONFIG_DIR / "model" / "base.yaml")
-    for name in group_options("model"):
+    models = group_options("model")
+    for name in models:
         own = OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml")
-        assert "base" in own.get("defaults", []) or "mutual" in own.get("defaults", []), name
+        parents = [d for d in own.get("defaults", []) if d == "base" or d in models]
+        assert len(parents) == 1, name  # base.yaml, or one model file built on it (mutual_residual, hemis_heads)
+        parent = base.net if parents[0] == "base" else compose([f"model={parents[0]}"]).model.net
         composed = compose([f"model={name}"]).model.net
         for key in base.net:
-            if key not in own.get("net", {}):  # what a model file leaves alone comes from base.yaml
-                assert OmegaConf.to_container(composed)[key] == OmegaConf.to_container(base.net)[key], (name, key)
+            if key not in own.get("net", {}):  # what a model file leaves alone comes from its parent
+                assert OmegaConf.to_container(composed)[key] == OmegaConf.to_container(parent)[key], (name, key)
 
 
 def test_the_quick_tables_share_their_budget_and_the_ablation_builds_on_the_demo():
@@ -56,5 +59,7 @@ def test_the_paper_trains_its_block_and_the_demo_the_rules_winner():
     demo = compose(["experiment=demo"])
     assert demo.model.net.fusion._target_.endswith("HeMISFusion") and demo.model.net.aux_weight == 0.5
     assert demo.module.largest_component == "auto"
+    assert compose(["experiment=demo", "model=mutual"]).model.net.aux_weight == 0.0  # the paper's block, no heads
     assert compose(["experiment=ablation", "model=mutual"]).model.net.aux_weight == 0.0
+    assert compose(["model=hemis_heads"]).model.net.aux_weight == 0.5
     assert compose(["model=mutual_residual"]).model.net.fusion.output == "residual"
