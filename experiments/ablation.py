@@ -72,6 +72,8 @@ CELLS: dict[str, list[Sweep]] = {
     "noharm": NO_HARM,
     # HeMIS without heads and the default: 2 cells, 54 jobs
     "evidence": EVIDENCE,
+    # every cell the no-harm rule ranks (quick + evidence): the converged grid on a GPU is this at full size
+    "rule": [*QUICK_CELLS, *EVIDENCE],
     # the 2026-11-27 quick grid: each input alone, every fusion on FLAIR+T2w, modality dropout and all four inputs
     # each crossed with early fusion and mutual attention (11 cells)
     "fusions": [("single", ("unet",), SINGLE, ("0.0",), NO_AUX),

@@ -109,6 +109,8 @@ def test_the_evidence_cells_add_hemis_and_the_residual_block():
     assert found["hemis_plain"]["model"] == "hemis" and found["hemis_plain"]["modality"] == "flair_t2w"
     assert "model.net.aux_weight" not in found["hemis_plain"]
     assert found["residual"]["model"] == "mutual_residual"
+    rule = [name for name, _ in sweeps("rule", 5, "0,1,2")]  # the GPU's converged grid: every ranked cell at once
+    assert rule == ["single", "mutual", "hemis", "hemis_plain", "residual"]
 
 
 def test_false_positive_blobs_are_found_with_their_tissue():
