@@ -22,11 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mutual_seg.masks import (
-    brain_box,
-    keep_largest_component,
-    remove_small_components,
-)
+from mutual_seg.masks import brain_box, keep_largest_component, remove_small_components
 
 # In-plane flips of [B, I, X, Y] slices for test-time augmentation (each is its own inverse).
 _FLIPS: tuple[tuple[int, ...], ...] = ((), (-2,), (-1,), (-2, -1))

@@ -28,7 +28,7 @@ from mutual_seg.inference import (
     predict_volume,
     segment,
 )
-from mutual_seg.masks import LARGEST_COMPONENT_CHOICES, keep_largest_component
+from mutual_seg.masks import is_largest_component_choice, keep_largest_component
 from mutual_seg.metrics import dice_score, segmentation_metrics
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class SegModule(pl.LightningModule):
         super().__init__()
         if min_component_mm3 < 0:
             raise ConfigError(f"module.min_component_mm3 must be >= 0 (0 keeps every component), got {min_component_mm3}")
-        if largest_component not in LARGEST_COMPONENT_CHOICES:
+        if not is_largest_component_choice(largest_component):
             raise ConfigError(f"module.largest_component must be false, true or auto, got {largest_component!r}")
         settings = PreprocessSettings.from_config(preprocessing)  # typed; stored as its plain dict
         hparams = {"net": net, "loss": loss, "optimizer": optimizer, "scheduler": scheduler, "modalities": modalities,

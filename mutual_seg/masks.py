@@ -20,6 +20,11 @@ BOX_MARGIN = 8  # voxels kept around the brain in-plane by whole-volume inferenc
 # ``module.largest_component``: off (the paper), on, or decided on validation (``inference.choose_largest_component``).
 LARGEST_COMPONENT_CHOICES: tuple[bool | str, ...] = (False, True, "auto")
 
+
+def is_largest_component_choice(value: object) -> bool:
+    """Whether ``value`` is one of :data:`LARGEST_COMPONENT_CHOICES` by value and type (1 and 0 are not booleans)."""
+    return any(type(value) is type(choice) and value == choice for choice in LARGEST_COMPONENT_CHOICES)
+
 # 26-connectivity: voxels touching by a corner belong to the same component.
 _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 

@@ -123,7 +123,7 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
     """
     if not paths:
         raise ConfigError("no checkpoint given; pass --checkpoint PATH (repeat it for an ensemble)")
-    nets, infos, first, prepare, largest = [], [], None, None, []
+    nets, infos, first, prepare = [], [], None, None
     for path in paths:
         module, hparams, mark = _load(path, device)
         net = module.net
@@ -140,7 +140,6 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
                     "trained on the same modalities and preprocessing"
                 )
         nets.append(module.fast_path.for_inference(net))
-        largest.append(module.largest_component)
         infos.append({"path": str(Path(path).absolute()), **mark, "fusion": net.fusion_name,
                       "features": list(getattr(net, "features", [])), "largest_component": module.largest_component,
                       "postprocess": module.postprocess})
@@ -152,7 +151,7 @@ def load_ensemble(paths: list[str | Path], device: torch.device) -> Ensemble:
         threshold=float(first["threshold"]),
         inference_batch_size=int(first["inference_batch_size"]),
         min_component_mm3=float(first["min_component_mm3"]),
-        largest_component=all(largest),
+        largest_component=all(info["largest_component"] for info in infos),
         modality_dropout=all(float(getattr(net, "modality_dropout", 0.0)) > 0 for net in nets),
         checkpoints=infos,
         prepare=prepare,

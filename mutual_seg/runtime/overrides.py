@@ -11,7 +11,7 @@ and, for a misspelling, the nearest valid key.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mutual_seg.config import GROUPS, compose, group_options
 from mutual_seg.errors import ConfigError
-from mutual_seg.masks import LARGEST_COMPONENT_CHOICES
+from mutual_seg.masks import LARGEST_COMPONENT_CHOICES, is_largest_component_choice
 
 # Lower bounds that nothing later checks in one line (fold/n_folds ranges belong to data/splits.py).
 MINIMUM: dict[str, int] = {
@@ -30,8 +30,11 @@ MINIMUM: dict[str, int] = {
     "data.val_slice_step": 1, "data.samples_per_epoch": 1, "trainer.max_epochs": 1,
     "module.inference_batch_size": 1,
 }
-# Settings that take one of a few values of mixed types (their default's type alone would refuse the others).
-CHOICES: dict[str, tuple[Any, ...]] = {"module.largest_component": LARGEST_COMPONENT_CHOICES}
+# Settings that take one of a few values of mixed types (their default's type alone would refuse the others):
+# the values, and the owner's test of one.
+CHOICES: dict[str, tuple[tuple[Any, ...], Callable[[Any], bool]]] = {
+    "module.largest_component": (LARGEST_COMPONENT_CHOICES, is_largest_component_choice),
+}
 _MISSING = object()
 _NOUNS = {"data": "data set", "model": "model", "hydra/launcher": "launcher", "hparams_search": "search"}
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", list: "a list, e.g. [1,2]",
@@ -151,8 +154,9 @@ def _fits(value: Any, kind: type) -> bool:
 def check_value(key: str, value: Any, default: Any, line: str) -> None:
     """Refuse ``value`` for ``key`` when its type differs from the default's or it is below ``MINIMUM``."""
     if key in CHOICES:
-        if value not in CHOICES[key] or type(value) not in {type(c) for c in CHOICES[key]}:
-            shown = ", ".join(str(c).lower() for c in CHOICES[key])
+        choices, accepts = CHOICES[key]
+        if not accepts(value):
+            shown = ", ".join(str(c).lower() for c in choices)
             raise ConfigError(f"{line}: {key} expects one of {shown}, got {value!r}")
         return
     kind = _kind(default)
